@@ -1,0 +1,48 @@
+# maas — every workflow starts here. `make demo` and `make test` install what they need.
+#
+# Three environments, because their numpy versions cannot meet (see README, "Environments"):
+#   .venv        serving + development: tflite-runtime 2.14, numpy<2, Powertools, boto3, pytest, moto
+#   .venv-train  training: TensorFlow 2.21 (numpy>=2), LiteRT, scikit-learn, matplotlib
+#   .venv-tools  SAM CLI, cfn-lint, checkov (their pins stay out of the product's environments)
+# `.venv/bin/maas train` runs the training job in .venv-train by itself.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV ?= $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
+export SAM_CLI_TELEMETRY := 0
+export POWERTOOLS_TRACE_DISABLED := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install demo test test-fast lint typecheck sam-check sam-test bench clean
+install: .venv/.ok .venv-train/.ok .venv-tools/.ok
+
+$(UV):
+	$(PYTHON) -m venv .uv && .uv/bin/pip install -q 'uv>=0.5,<1'
+
+.venv/.ok: pyproject.toml | $(UV)
+	$(UV) venv -q --allow-existing -p $(PYTHON) .venv
+	VIRTUAL_ENV=.venv $(UV) pip install -q -e '.[serve,dev]'
+	touch $@
+
+.venv-train/.ok: pyproject.toml | $(UV)
+	$(UV) venv -q --allow-existing -p $(PYTHON) .venv-train
+	VIRTUAL_ENV=.venv-train $(UV) pip install -q -e '.[train]'
+	touch $@
+
+.venv-tools/.ok: pyproject.toml | $(UV)
+	$(UV) venv -q --allow-existing -p $(PYTHON) .venv-tools
+	VIRTUAL_ENV=.venv-tools $(UV) pip install -q '.[tools]'
+	touch $@
+
+demo: install
+	.venv/bin/maas demo
+
+lint: .venv/.ok
+	.venv/bin/ruff check shared functions tests
+	.venv/bin/ruff format --check shared functions tests
+
+typecheck: .venv/.ok
+	.venv/bin/mypy
+
+test: install
+	.venv/bin/python -m pytest

@@ -1,0 +1,96 @@
+"""Reading labelled (or unlabelled) texts from CSV or JSON Lines files."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maas.errors import InvalidInput
+
+csv.field_size_limit(sys.maxsize)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    texts: list[str]
+    labels: list[str]
+    source: str
+
+    def fingerprint(self) -> str:
+        """sha256 over the (text, label) rows, independent of the file's format."""
+        digest = hashlib.sha256()
+        for text, label in zip(self.texts, self.labels, strict=True):
+            digest.update(json.dumps([text, label], ensure_ascii=False).encode("utf-8"))
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    raise InvalidInput(f"{path.name}: unknown file type {suffix!r}; use .csv or .jsonl", code="bad_data")
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for each row of a CSV (with a header) or JSONL file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file", code="bad_data")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        if _format(path) == "csv":
+            dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+            reader = csv.DictReader(handle, dialect=dialect)
+            for row in reader:
+                yield reader.line_num, row
+            return
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path.name}:{number}: not valid JSON ({exc.msg})", code="bad_data") from exc
+            if not isinstance(record, dict):
+                raise InvalidInput(f"{path.name}:{number}: expected a JSON object", code="bad_data")
+            yield number, record
+
+
+def _field(path: Path, number: int, record: dict[str, Any], column: str) -> str:
+    if column not in record or record[column] is None:
+        raise InvalidInput(
+            f"{path.name}:{number}: no {column!r} column (found: {', '.join(map(str, record)) or 'none'}); "
+            f"name it with --{'label' if column == 'label' else 'text'}-column",
+            code="bad_data",
+        )
+    value = record[column]
+    return value if isinstance(value, str) else json.dumps(value) if not isinstance(value, (int, float)) else str(value)
+
+
+def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
+    source = Path(path)
+    return [_field(source, n, record, text_column) for n, record in iter_records(source)]
+
+
+def read_labelled(path: str | Path, text_column: str = "text", label_column: str = "label") -> Dataset:
+    """All rows, in file order. Every row needs a non-empty label; texts may be empty."""
+    source = Path(path)
+    texts, labels = [], []
+    for number, record in iter_records(source):
+        text = _field(source, number, record, text_column)
+        label = _field(source, number, record, label_column).strip()
+        if not label:
+            raise InvalidInput(f"{source.name}:{number}: empty label", code="bad_data")
+        texts.append(text)
+        labels.append(label)
+    if not texts:
+        raise InvalidInput(f"{source}: no rows", code="bad_data")
+    return Dataset(texts, labels, source.name)

@@ -1,0 +1,176 @@
+"""Text -> token ids. One implementation, used by training and by serving (pure Python + numpy).
+
+Semantics follow the seed's Keras `Tokenizer` + `pad_sequences` where it matters for accuracy
+and compatibility: index 0 is padding, index 1 is the OOV token, words are indexed by
+frequency and only the `num_words - 1` most frequent indices are kept. Splitting is Unicode
+aware instead of "split on spaces": text is NFKC-normalised and case-folded, words are runs of
+letters and digits, and scripts written without spaces (Chinese, Japanese, Thai, ...) become
+overlapping character unigrams and bigrams, so a Chinese sentence yields meaningful units
+rather than one token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+FORMAT = "maas.tokenizer/1"
+PAD_ID = 0
+OOV_ID = 1
+
+# Scripts written without spaces between words: Han (with extensions and compatibility
+# ideographs), Hiragana, Katakana, the iteration mark, Thai, Lao, Khmer and Myanmar.
+_NO_SPACE = (
+    "\u3005\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    "\U00020000-\U0002ebef\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+)
+# Combining marks that Python's `\w` does not count as word characters but that belong inside
+# words (Latin diacritics left after NFKC, Cyrillic, Hebrew and Arabic marks, Indic scripts).
+_WORD_MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0900-\u0dff"
+_TOKEN_RE = re.compile(rf"([{_NO_SPACE}]+)|((?:[^\W_{_NO_SPACE}]|[{_WORD_MARKS}])+)")
+
+Side = Literal["pre", "post"]
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Everything that decides which ids a text becomes; stored in the artifact."""
+
+    num_words: int = 1000
+    max_length: int = 100
+    padding: Side = "pre"
+    truncating: Side = "pre"
+    oov_token: str = "<OOV>"
+    lowercase: bool = True
+    # n-gram sizes emitted for runs of characters of scripts written without spaces
+    cjk_ngrams: tuple[int, ...] = (1, 2)
+
+    def __post_init__(self) -> None:
+        if self.num_words < 2:
+            raise ValueError("num_words must be at least 2 (padding and OOV)")
+        if self.max_length < 1:
+            raise ValueError("max_length must be positive")
+        if self.padding not in ("pre", "post") or self.truncating not in ("pre", "post"):
+            raise ValueError("padding and truncating must be 'pre' or 'post'")
+        if not self.cjk_ngrams or any(n < 1 for n in self.cjk_ngrams):
+            raise ValueError("cjk_ngrams must be positive sizes")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cjk_ngrams"] = list(self.cjk_ngrams)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenizerSpec:
+        data = dict(data)
+        data["cjk_ngrams"] = tuple(data.get("cjk_ngrams", (1, 2)))
+        return cls(**data)
+
+
+def _no_space_units(run: str, ngrams: Sequence[int]) -> Iterator[str]:
+    # Interleaved by position (c0, c0c1, c1, c1c2, ...) so the order stays meaningful for
+    # sequence models.
+    for i in range(len(run)):
+        for n in ngrams:
+            if i + n <= len(run):
+                yield run[i : i + n]
+
+
+def iter_tokens(text: str, spec: TokenizerSpec) -> Iterator[str]:
+    """Yield the tokens of `text` lazily, in order."""
+    text = unicodedata.normalize("NFKC", text)
+    if spec.lowercase:
+        text = text.casefold()
+    for match in _TOKEN_RE.finditer(text):
+        run, word = match.groups()
+        if word is not None:
+            yield word
+        else:
+            yield from _no_space_units(run, spec.cjk_ngrams)
+
+
+@dataclass
+class Tokenizer:
+    spec: TokenizerSpec
+    # Tokens in id order; token i has id i + 2 (0 is padding, 1 is OOV).
+    vocabulary: list[str]
+    _index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.vocabulary) > self.spec.num_words - 2:
+            raise ValueError("vocabulary is larger than num_words allows")
+        self._index = {token: i + 2 for i, token in enumerate(self.vocabulary)}
+        if len(self._index) != len(self.vocabulary):
+            raise ValueError("vocabulary has duplicate tokens")
+
+    # -- building -----------------------------------------------------------------------
+    @classmethod
+    def fit(cls, texts: Iterable[str], spec: TokenizerSpec | None = None) -> Tokenizer:
+        """Index tokens by descending frequency (ties: by token, so the result never depends
+        on the order of the texts) and keep the `num_words - 2` most frequent."""
+        spec = spec or TokenizerSpec()
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(iter_tokens(text, spec))
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return cls(spec, [token for token, _ in ranked[: spec.num_words - 2]])
+
+    # -- encoding -----------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[str]:
+        return list(iter_tokens(text, self.spec))
+
+    def to_ids(self, text: str) -> list[int]:
+        """The ids of `text`, truncated to `max_length` on the configured side."""
+        index, limit = self._index, self.spec.max_length
+        tokens = iter_tokens(text, self.spec)
+        if self.spec.truncating == "post":
+            ids = []
+            for token in tokens:
+                if len(ids) == limit:
+                    break
+                ids.append(index.get(token, OOV_ID))
+            return ids
+        return [index.get(token, OOV_ID) for token in tokens][-limit:]
+
+    def encode(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
+        """A padded int32 matrix of shape (len(texts), length or max_length)."""
+        width = length or self.spec.max_length
+        out = np.zeros((len(texts), width), dtype=np.int32)
+        keep_tail = self.spec.truncating == "pre"
+        for row, text in enumerate(texts):
+            ids = self.to_ids(text)
+            ids = ids[-width:] if keep_tail else ids[:width]
+            if not ids:
+                continue
+            if self.spec.padding == "pre":
+                out[row, width - len(ids) :] = ids
+            else:
+                out[row, : len(ids)] = ids
+        return out
+
+    # -- persistence --------------------------------------------------------------------
+    def to_json(self) -> str:
+        doc = {"format": FORMAT, "spec": self.spec.to_dict(), "vocabulary": self.vocabulary}
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Tokenizer:
+        doc = json.loads(text)
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"not a maas tokenizer (format {doc.get('format')!r})")
+        return cls(TokenizerSpec.from_dict(doc["spec"]), list(doc["vocabulary"]))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
