@@ -1,0 +1,93 @@
+"""The tokenizer shared by training and serving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from maas.tokenizer import OOV_ID, PAD_ID, Tokenizer, TokenizerSpec
+
+texts = st.lists(st.text(max_size=200), max_size=20)
+
+
+@given(texts)
+def test_fit_is_deterministic_and_independent_of_row_order(corpus: list[str]) -> None:
+    spec = TokenizerSpec(num_words=50, max_length=10)
+    first = Tokenizer.fit(corpus, spec)
+    assert Tokenizer.fit(corpus, spec) == first
+    assert Tokenizer.fit(list(reversed(corpus)), spec) == first
+
+
+@given(texts, st.text(max_size=500))
+def test_encoding_is_stable_through_json(corpus: list[str], text: str) -> None:
+    tokenizer = Tokenizer.fit(corpus, TokenizerSpec(num_words=30, max_length=16))
+    restored = Tokenizer.from_json(tokenizer.to_json())
+    assert np.array_equal(restored.encode([text]), tokenizer.encode([text]))
+
+
+@given(st.text(), st.integers(1, 64), st.sampled_from(["pre", "post"]), st.sampled_from(["pre", "post"]))
+def test_any_unicode_text_encodes_to_the_fixed_shape(text: str, length: int, padding: str, truncating: str) -> None:
+    spec = TokenizerSpec(num_words=20, max_length=length, padding=padding, truncating=truncating)  # type: ignore[arg-type]
+    tokenizer = Tokenizer.fit([text], spec)
+    ids = tokenizer.encode([text, ""])
+    assert ids.shape == (2, length) and ids.dtype == np.int32
+    assert ids.min() >= 0 and ids.max() < spec.num_words
+    assert not ids[1].any(), "an empty text is all padding"
+
+
+def test_vocabulary_cap_and_oov_follow_the_seed() -> None:
+    corpus = ["a a a b b c", "a b d"]
+    tokenizer = Tokenizer.fit(corpus, TokenizerSpec(num_words=4, max_length=5))
+    # 0 = padding, 1 = OOV, then by frequency: a (4), b (3); c and d fall outside num_words=4
+    assert tokenizer.vocabulary == ["a", "b"]
+    assert tokenizer.encode(["a b c d"]).tolist() == [[PAD_ID, 2, 3, OOV_ID, OOV_ID]]
+
+
+def test_padding_and_truncating_sides() -> None:
+    corpus = ["one two three four five"]
+    pre = Tokenizer.fit(corpus, TokenizerSpec(num_words=10, max_length=3))
+    post = Tokenizer.fit(corpus, TokenizerSpec(num_words=10, max_length=3, padding="post", truncating="post"))
+    ids = {word: pre.to_ids(word)[0] for word in corpus[0].split()}
+    assert pre.encode(["one two three four five"]).tolist() == [[ids["three"], ids["four"], ids["five"]]]
+    assert post.encode(["one two three four five"]).tolist() == [[ids["one"], ids["two"], ids["three"]]]
+    assert pre.encode(["one"]).tolist() == [[0, 0, ids["one"]]]
+    assert post.encode(["one"]).tolist() == [[ids["one"], 0, 0]]
+
+
+def test_chinese_becomes_character_unigrams_and_bigrams() -> None:
+    tokenizer = Tokenizer.fit([], TokenizerSpec())
+    assert tokenizer.tokenize("质量很好") == ["质", "质量", "量", "量很", "很", "很好", "好"]
+    # Japanese kana and kanji, mixed with Latin words and digits, punctuation dropped
+    assert tokenizer.tokenize("iPhone 15が好き！") == ["iphone", "15", "が", "が好", "好", "好き", "き"]
+
+
+def test_unicode_normalisation_and_case_folding() -> None:
+    tokenizer = Tokenizer.fit([], TokenizerSpec())
+    # full-width Latin (NFKC), German sharp s (casefold), combining accent kept inside the word
+    assert tokenizer.tokenize("ＨＥＬＬＯ Straße cafe\u0301") == ["hello", "strasse", "café"]
+    assert tokenizer.tokenize("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]
+    assert tokenizer.tokenize("") == []
+    assert tokenizer.tokenize("!!! ... \t\n") == []
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.sampled_from(["好", "good ", "ab,"]))
+def test_huge_input_is_truncated_not_exploded(unit: str) -> None:
+    huge = unit * 200_000
+    tokenizer = Tokenizer.fit([unit * 3], TokenizerSpec(num_words=100, max_length=100))
+    ids = tokenizer.encode([huge])
+    assert ids.shape == (1, 100)
+    assert (ids > 0).all()
+
+
+def test_invalid_specs_are_refused() -> None:
+    with pytest.raises(ValueError):
+        TokenizerSpec(num_words=1)
+    with pytest.raises(ValueError):
+        TokenizerSpec(max_length=0)
+    with pytest.raises(ValueError):
+        TokenizerSpec(padding="middle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="format"):
+        Tokenizer.from_json('{"format": "keras"}')
