@@ -324,7 +324,7 @@ class ModelStore:
             return self.backend.read(f"{name}/versions/{version}/{artifact.MANIFEST}")
         except NotFound as exc:
             if name not in self.models():
-                raise ModelNotFound(f"no model named {name!r} in {self.uri}") from exc
+                raise ModelNotFound(f"no model named {name!r}") from exc
             raise ModelNotFound(f"model {name!r} has no version {version}") from exc
 
     def manifest(self, name: str, version: str) -> artifact.Manifest:
@@ -343,7 +343,7 @@ class ModelStore:
         except ModelNotFound:
             versions = self.versions(ref.name)
             if not versions:
-                raise ModelNotFound(f"no model named {ref.name!r} in {self.uri}") from None
+                raise ModelNotFound(f"no model named {ref.name!r}") from None
             return ref.name, versions[-1]
 
     def fetch(
