@@ -38,7 +38,9 @@ def sample_rows(source: Path, per_label: int, seed: int = 7) -> list[dict[str, s
     for row in rows:
         by_label.setdefault(row["label"], []).append(row)
     rng = random.Random(seed)
-    picked = [row for group in by_label.values() for row in rng.sample(group, min(per_label, len(group)))]
+    picked = [
+        row for group in by_label.values() for row in rng.sample(group, min(per_label, len(group)))
+    ]
     rng.shuffle(picked)
     return picked
 

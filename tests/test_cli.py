@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import PACKAGES, sample_rows, write_csv
+
 from maas import artifact
 
 MAAS = str(Path(sys.executable).with_name("maas"))
@@ -35,7 +35,16 @@ def store(tmp_path: Path) -> str:
 
 @pytest.fixture
 def published(trained_model: Path, store: str) -> str:
-    result = maas("publish", str(trained_model), "--store", store, "--name", "reviews", "--alias", "production")
+    result = maas(
+        "publish",
+        str(trained_model),
+        "--store",
+        store,
+        "--name",
+        "reviews",
+        "--alias",
+        "production",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "1\n"
     return store
@@ -52,7 +61,15 @@ def test_train_publish_predict_evaluate_multiclass_jsonl(tmp_path: Path) -> None
     store = str(tmp_path / "store")
     assert maas("publish", str(out), "--store", store, "--name", "packages").stdout == "1\n"
 
-    predicted = maas("predict", "--store", store, "--model", "packages:1", "a puzzle game for kids", "audio mixer")
+    predicted = maas(
+        "predict",
+        "--store",
+        store,
+        "--model",
+        "packages:1",
+        "a puzzle game for kids",
+        "audio mixer",
+    )
     assert predicted.returncode == 0, predicted.stderr
     lines = [json.loads(line) for line in predicted.stdout.splitlines()]
     assert len(lines) == 2
@@ -73,7 +90,20 @@ def test_publish_models_promote(trained_model: Path, published: str) -> None:
     assert [v["version"] for v in model["versions"]] == ["1", "2"]
     assert model["aliases"] == {"production": "1"}
 
-    assert maas("promote", "--store", published, "--name", "reviews", "--version", "2", "--alias", "production").returncode == 0
+    assert (
+        maas(
+            "promote",
+            "--store",
+            published,
+            "--name",
+            "reviews",
+            "--version",
+            "2",
+            "--alias",
+            "production",
+        ).returncode
+        == 0
+    )
     human = maas("models", "--store", published, "--name", "reviews").stdout
     assert "@production" in human.splitlines()[-1]
 
@@ -85,12 +115,19 @@ def test_predict_prints_json_lines_through_the_serving_path(published: str) -> N
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["label"] for line in lines] == ["positive", "negative"]
     assert lines[0]["model"] == {"name": "reviews", "version": "1"}
-    from_stdin = maas("predict", "--store", published, "--model", "reviews", "-", stdin="\n".join(texts) + "\n")
-    assert [json.loads(line)["label"] for line in from_stdin.stdout.splitlines()] == ["positive", "negative"]
+    from_stdin = maas(
+        "predict", "--store", published, "--model", "reviews", "-", stdin="\n".join(texts) + "\n"
+    )
+    assert [json.loads(line)["label"] for line in from_stdin.stdout.splitlines()] == [
+        "positive",
+        "negative",
+    ]
 
 
 def test_evaluate_json(published: str, reviews_sample: Path) -> None:
-    result = maas("evaluate", "--store", published, "--model", "reviews", str(reviews_sample), "--json")
+    result = maas(
+        "evaluate", "--store", published, "--model", "reviews", str(reviews_sample), "--json"
+    )
     report = json.loads(result.stdout)
     assert report["n"] == 600
     assert report["accuracy"] > 0.7  # it saw these texts in training; a broken path gives ~0.5
@@ -105,16 +142,23 @@ def test_evaluate_json(published: str, reviews_sample: Path) -> None:
         (["predict", "--model", "bad/name", "x"], "invalid model name"),
         (["predict", "--model", "reviews"], "no texts"),
         (["evaluate", "--model", "reviews", "missing.csv"], "no such file"),
-        (["promote", "--name", "reviews", "--version", "5", "--alias", "production"], "no version 5"),
+        (
+            ["promote", "--name", "reviews", "--version", "5", "--alias", "production"],
+            "no version 5",
+        ),
         (["models", "--name", "nope"], "no model named 'nope'"),
     ],
 )
-def test_mistakes_exit_non_zero_with_one_line(published: str, args: list[str], message: str) -> None:
+def test_mistakes_exit_non_zero_with_one_line(
+    published: str, args: list[str], message: str
+) -> None:
     line = one_line_error(maas(*args, "--store", published))
     assert message in line
 
 
-def test_publish_refuses_a_failed_quality_gate_unless_overridden(trained_model: Path, tmp_path: Path, store: str) -> None:
+def test_publish_refuses_a_failed_quality_gate_unless_overridden(
+    trained_model: Path, tmp_path: Path, store: str
+) -> None:
     degraded = shutil.copytree(trained_model, tmp_path / "degraded")
     manifest = artifact.read_manifest(degraded)
     manifest["quality_gate"] = dict(manifest["quality_gate"], passed=False, accuracy_drop=0.05)
@@ -138,17 +182,23 @@ def test_publish_refuses_golden_examples_the_runtime_does_not_reproduce(
     )
 
 
-def test_publish_refuses_a_tampered_artifact(trained_model: Path, tmp_path: Path, store: str) -> None:
+def test_publish_refuses_a_tampered_artifact(
+    trained_model: Path, tmp_path: Path, store: str
+) -> None:
     tampered = shutil.copytree(trained_model, tmp_path / "tampered")
     (tampered / "tokenizer.json").write_text("{}")
     assert "tokenizer.json does not match its manifest" in one_line_error(
         maas("publish", str(tampered), "--store", store, "--name", "m")
     )
-    assert "not a model artifact" in one_line_error(maas("publish", str(tmp_path), "--store", store, "--name", "m"))
+    assert "not a model artifact" in one_line_error(
+        maas("publish", str(tmp_path), "--store", store, "--name", "m")
+    )
 
 
 def test_train_reports_bad_data_in_one_line(tmp_path: Path) -> None:
-    data = write_csv(tmp_path / "one-label.csv", [{"text": f"t {i}", "label": "only"} for i in range(30)])
+    data = write_csv(
+        tmp_path / "one-label.csv", [{"text": f"t {i}", "label": "only"} for i in range(30)]
+    )
     result = maas("train", str(data), "--out", str(tmp_path / "out"))
     assert result.returncode != 0
     assert "label" in result.stderr.strip().splitlines()[-1]

@@ -23,7 +23,13 @@ def make_artifact(directory: Path, payload: bytes = b"model-bytes") -> Path:
     (directory / "model-card.md").write_text("# card\n")
     artifact.write_manifest(
         directory,
-        {"labels": ["a", "b"], "task": "binary", "input": {}, "tokenizer": {}, "golden": {"examples": []}},
+        {
+            "labels": ["a", "b"],
+            "task": "binary",
+            "input": {},
+            "tokenizer": {},
+            "golden": {"examples": []},
+        },
     )
     return directory
 
@@ -120,17 +126,24 @@ def test_publish_writes_the_manifest_last(tmp_path: Path) -> None:
 def test_concurrent_publishers_get_distinct_versions(store: ModelStore, tmp_path: Path) -> None:
     sources = [make_artifact(tmp_path / f"a{i}", f"m{i}".encode()) for i in range(4)]
     versions: list[str] = []
-    threads = [threading.Thread(target=lambda s=s: versions.append(store.publish(s, "m"))) for s in sources]
+    threads = [
+        threading.Thread(target=lambda s=s: versions.append(store.publish(s, "m"))) for s in sources
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(versions, key=int) == ["1", "2", "3", "4"]
-    payloads = {store.fetch(f"m:{v}", tmp_path / "cache").path.joinpath("model.tflite").read_bytes() for v in versions}
+    payloads = {
+        store.fetch(f"m:{v}", tmp_path / "cache").path.joinpath("model.tflite").read_bytes()
+        for v in versions
+    }
     assert payloads == {b"m0", b"m1", b"m2", b"m3"}
 
 
-def test_publish_refuses_an_artifact_that_does_not_match_its_manifest(store: ModelStore, tmp_path: Path) -> None:
+def test_publish_refuses_an_artifact_that_does_not_match_its_manifest(
+    store: ModelStore, tmp_path: Path
+) -> None:
     source = make_artifact(tmp_path / "a")
     (source / artifact.TOKENIZER).write_text("changed after training")
     with pytest.raises(IntegrityError):
@@ -143,7 +156,9 @@ def test_s3_layout_is_plain_objects(s3_bucket: str, tmp_path: Path) -> None:
     store.publish(make_artifact(tmp_path / "a"), "m", alias="production")
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert "prefix/m/versions/1/manifest.json" in keys
-    pointer = boto3.client("s3").get_object(Bucket=s3_bucket, Key="prefix/m/aliases/production.json")
+    pointer = boto3.client("s3").get_object(
+        Bucket=s3_bucket, Key="prefix/m/aliases/production.json"
+    )
     assert json.loads(pointer["Body"].read())["version"] == "1"
 
 
@@ -156,7 +171,11 @@ def test_unreachable_s3_is_a_store_error(tmp_path: Path, monkeypatch: pytest.Mon
 
 @pytest.mark.parametrize(
     ("uri", "kind"),
-    [("s3://bucket/a/b", S3Backend), ("file:///tmp/x", LocalBackend), ("relative/dir", LocalBackend)],
+    [
+        ("s3://bucket/a/b", S3Backend),
+        ("file:///tmp/x", LocalBackend),
+        ("relative/dir", LocalBackend),
+    ],
 )
 def test_store_uris(uri: str, kind: type) -> None:
     assert isinstance(backend_for(uri), kind)

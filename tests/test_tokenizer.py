@@ -27,8 +27,15 @@ def test_encoding_is_stable_through_json(corpus: list[str], text: str) -> None:
     assert np.array_equal(restored.encode([text]), tokenizer.encode([text]))
 
 
-@given(st.text(), st.integers(1, 64), st.sampled_from(["pre", "post"]), st.sampled_from(["pre", "post"]))
-def test_any_unicode_text_encodes_to_the_fixed_shape(text: str, length: int, padding: str, truncating: str) -> None:
+@given(
+    st.text(),
+    st.integers(1, 64),
+    st.sampled_from(["pre", "post"]),
+    st.sampled_from(["pre", "post"]),
+)
+def test_any_unicode_text_encodes_to_the_fixed_shape(
+    text: str, length: int, padding: str, truncating: str
+) -> None:
     spec = TokenizerSpec(num_words=20, max_length=length, padding=padding, truncating=truncating)  # type: ignore[arg-type]
     tokenizer = Tokenizer.fit([text], spec)
     ids = tokenizer.encode([text, ""])
@@ -48,10 +55,16 @@ def test_vocabulary_cap_and_oov_follow_the_seed() -> None:
 def test_padding_and_truncating_sides() -> None:
     corpus = ["one two three four five"]
     pre = Tokenizer.fit(corpus, TokenizerSpec(num_words=10, max_length=3))
-    post = Tokenizer.fit(corpus, TokenizerSpec(num_words=10, max_length=3, padding="post", truncating="post"))
+    post = Tokenizer.fit(
+        corpus, TokenizerSpec(num_words=10, max_length=3, padding="post", truncating="post")
+    )
     ids = {word: pre.to_ids(word)[0] for word in corpus[0].split()}
-    assert pre.encode(["one two three four five"]).tolist() == [[ids["three"], ids["four"], ids["five"]]]
-    assert post.encode(["one two three four five"]).tolist() == [[ids["one"], ids["two"], ids["three"]]]
+    assert pre.encode(["one two three four five"]).tolist() == [
+        [ids["three"], ids["four"], ids["five"]]
+    ]
+    assert post.encode(["one two three four five"]).tolist() == [
+        [ids["one"], ids["two"], ids["three"]]
+    ]
     assert pre.encode(["one"]).tolist() == [[0, 0, ids["one"]]]
     assert post.encode(["one"]).tolist() == [[ids["one"], 0, 0]]
 
@@ -60,7 +73,15 @@ def test_chinese_becomes_character_unigrams_and_bigrams() -> None:
     tokenizer = Tokenizer.fit([], TokenizerSpec())
     assert tokenizer.tokenize("质量很好") == ["质", "质量", "量", "量很", "很", "很好", "好"]
     # Japanese kana and kanji, mixed with Latin words and digits, punctuation dropped
-    assert tokenizer.tokenize("iPhone 15が好き！") == ["iphone", "15", "が", "が好", "好", "好き", "き"]
+    assert tokenizer.tokenize("iPhone 15が好き！") == [
+        "iphone",
+        "15",
+        "が",
+        "が好",
+        "好",
+        "好き",
+        "き",
+    ]
 
 
 def test_unicode_normalisation_and_case_folding() -> None:

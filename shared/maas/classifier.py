@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from maas import artifact
 from maas.errors import GoldenMismatch
@@ -28,8 +29,8 @@ def _interpreter_class() -> tuple[Any, str]:
         from tflite_runtime import __version__ as version
         from tflite_runtime.interpreter import Interpreter
     except ImportError:
-        from ai_edge_litert import __version__ as version  # type: ignore[no-redef]
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[no-redef]
+        from ai_edge_litert import __version__ as version
+        from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter, f"ai-edge-litert {version}"
     return Interpreter, f"tflite-runtime {version}"
@@ -78,7 +79,10 @@ class Classifier:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_store(
-        cls, ref: ModelRef | str, store: ModelStore | str | None = None, cache_dir: str | Path | None = None
+        cls,
+        ref: ModelRef | str,
+        store: ModelStore | str | None = None,
+        cache_dir: str | Path | None = None,
     ) -> Classifier:
         store = store if isinstance(store, ModelStore) else ModelStore.open(store)
         return cls(store.fetch(ref, cache_dir))
@@ -93,7 +97,7 @@ class Classifier:
         return cls(LocalModel(name, version, Path(directory), manifest))
 
     # -- prediction ---------------------------------------------------------------------
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Probabilities per label, shape (len(texts), len(labels))."""
         ids = self.tokenizer.encode(texts, self._length)
         out = np.empty((len(texts), 1 if self._binary else len(self.labels)), dtype=np.float32)
@@ -113,7 +117,10 @@ class Classifier:
             Prediction(
                 label=self.labels[int(best[row])],
                 score=float(probabilities[row, best[row]]),
-                scores={label: float(p) for label, p in zip(self.labels, probabilities[row], strict=True)},
+                scores={
+                    label: float(p)
+                    for label, p in zip(self.labels, probabilities[row], strict=True)
+                },
             )
             for row in range(len(texts))
         ]

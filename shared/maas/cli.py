@@ -22,8 +22,7 @@ EXIT_USAGE = 2
 
 
 # ----------------------------------------------------------------------------- helpers
-def _store_help() -> str:
-    return "model store: a directory, file:// or s3://BUCKET/PREFIX (default: $MAAS_STORE, then .maas/store)"
+STORE_HELP = "a directory, file:// or s3://BUCKET/PREFIX (default: $MAAS_STORE, then .maas/store)"
 
 
 def _training_python() -> str:
@@ -63,7 +62,9 @@ def _progress_bar(label: str, total: int) -> Callable[[int], None]:
         if not interactive or total <= 0:
             return
         filled = int(30 * min(done, total) / total)
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {min(done, total)}/{total}")
+        sys.stderr.write(
+            f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {min(done, total)}/{total}"
+        )
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -106,7 +107,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     version = store.publish(args.dir, args.name, alias=args.alias, progress=lambda _f, n: bar(n))
     print(version)
     print(
-        f"published {args.name}:{version} to {store.uri}" + (f" as @{args.alias}" if args.alias else ""),
+        f"published {args.name}:{version} to {store.uri}"
+        + (f" as @{args.alias}" if args.alias else ""),
         file=sys.stderr,
     )
     return 0
@@ -117,7 +119,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     store = ModelStore.open(args.store)
     names = [args.name] if args.name else store.models()
-    listing = []
+    listing: list[dict[str, Any]] = []
     for name in names:
         versions = store.versions(name)
         if args.name and not versions:
@@ -167,7 +169,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin]
     if not texts:
-        raise MaasError("no texts to classify: pass them as arguments, or '-' to read lines from stdin")
+        raise MaasError(
+            "no texts to classify: pass them as arguments, or '-' to read lines from stdin"
+        )
     classifier = Classifier.from_store(args.model, args.store)
     for text, prediction in zip(texts, classifier.predict(texts), strict=True):
         _print_json(
@@ -192,7 +196,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     index = {label: i for i, label in enumerate(classifier.labels)}
     predicted = classifier.probabilities(dataset.texts).argmax(axis=1)
-    report = classification_report([index[label] for label in dataset.labels], predicted, classifier.labels)
+    report = classification_report(
+        [index[label] for label in dataset.labels], predicted, classifier.labels
+    )
     report["model"] = {"name": classifier.name, "version": classifier.version}
     if args.json:
         _print_json(report)
@@ -200,8 +206,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{classifier.name}:{classifier.version} on {args.data}: n={report['n']}")
         print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
         for label, row in report["per_class"].items():
-            print(f"  {label:<20} precision {row['precision']:.3f} recall {row['recall']:.3f} "
-                  f"f1 {row['f1']:.3f} support {row['support']}")
+            print(
+                f"  {label:<20} precision {row['precision']:.3f} recall {row['recall']:.3f} "
+                f"f1 {row['f1']:.3f} support {row['support']}"
+            )
     return 0
 
 
@@ -213,50 +221,63 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maas", description="Text-classification models as a service.")
+    parser = argparse.ArgumentParser(
+        prog="maas", description="Text-classification models as a service."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a classifier and export a quantized TFLite artifact")
-    train.add_argument("data", type=Path, metavar="DATA", help="CSV or JSONL with text and label columns")
+    train = commands.add_parser(
+        "train", help="train a classifier and export a quantized TFLite artifact"
+    )
+    train.add_argument(
+        "data", type=Path, metavar="DATA", help="CSV or JSONL with text and label columns"
+    )
     train.add_argument("--out", type=Path, required=True, help="artifact directory to create")
     train.add_argument("--text-column")
     train.add_argument("--label-column")
     train.add_argument("--preset", choices=("default", "seed"))
     train.add_argument("--epochs", type=int)
     train.add_argument("--seed", type=int)
-    train.add_argument("--allow-quality-drop", action="store_true",
-                       help="keep an artifact whose quantized accuracy is >1 point below float")
+    train.add_argument(
+        "--allow-quality-drop",
+        action="store_true",
+        help="keep an artifact whose quantized accuracy is >1 point below float",
+    )
     train.set_defaults(func=cmd_train)
 
     publish = commands.add_parser("publish", help="publish an artifact as a new immutable version")
     publish.add_argument("dir", type=Path, metavar="DIR")
-    publish.add_argument("--store", help=_store_help())
+    publish.add_argument("--store", help=STORE_HELP)
     publish.add_argument("--name", required=True)
     publish.add_argument("--alias")
     publish.add_argument("--allow-quality-drop", action="store_true")
     publish.set_defaults(func=cmd_publish)
 
     models = commands.add_parser("models", help="list models, versions and aliases")
-    models.add_argument("--store", help=_store_help())
+    models.add_argument("--store", help=STORE_HELP)
     models.add_argument("--name")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
 
     promote = commands.add_parser("promote", help="point an alias at a version")
-    promote.add_argument("--store", help=_store_help())
+    promote.add_argument("--store", help=STORE_HELP)
     promote.add_argument("--name", required=True)
     promote.add_argument("--version", required=True)
     promote.add_argument("--alias", required=True)
     promote.set_defaults(func=cmd_promote)
 
     predict = commands.add_parser("predict", help="classify texts (JSON lines on stdout)")
-    predict.add_argument("--store", help=_store_help())
+    predict.add_argument("--store", help=STORE_HELP)
     predict.add_argument("--model", required=True, help="NAME, NAME@ALIAS or NAME:VERSION")
-    predict.add_argument("text", nargs="*", metavar="TEXT", help="texts, or '-' to read lines from stdin")
+    predict.add_argument(
+        "text", nargs="*", metavar="TEXT", help="texts, or '-' to read lines from stdin"
+    )
     predict.set_defaults(func=cmd_predict)
 
-    evaluate = commands.add_parser("evaluate", help="accuracy and macro-F1 of a published model on labelled data")
-    evaluate.add_argument("--store", help=_store_help())
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy and macro-F1 of a published model on labelled data"
+    )
+    evaluate.add_argument("--store", help=STORE_HELP)
     evaluate.add_argument("--model", required=True, help="NAME, NAME@ALIAS or NAME:VERSION")
     evaluate.add_argument("data", type=Path, metavar="DATA")
     evaluate.add_argument("--text-column", default="text")
@@ -265,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     demo = commands.add_parser("demo", help="train, publish and serve the demo model end to end")
-    demo.add_argument("--data", type=Path, help="labelled data (default: the bundled Chinese reviews)")
+    demo.add_argument(
+        "--data", type=Path, help="labelled data (default: the bundled Chinese reviews)"
+    )
     demo.add_argument("--workdir", type=Path, default=Path(".maas"))
     demo.add_argument("--preset", choices=("default", "seed"), default="default")
     demo.set_defaults(func=cmd_demo)

@@ -37,7 +37,9 @@ def _format(path: Path) -> str:
         return "jsonl"
     if suffix in (".csv", ".tsv", ".txt"):
         return "csv"
-    raise InvalidInput(f"{path.name}: unknown file type {suffix!r}; use .csv or .jsonl", code="bad_data")
+    raise InvalidInput(
+        f"{path.name}: unknown file type {suffix!r}; use .csv or .jsonl", code="bad_data"
+    )
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -58,7 +60,9 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InvalidInput(f"{path.name}:{number}: not valid JSON ({exc.msg})", code="bad_data") from exc
+                raise InvalidInput(
+                    f"{path.name}:{number}: not valid JSON ({exc.msg})", code="bad_data"
+                ) from exc
             if not isinstance(record, dict):
                 raise InvalidInput(f"{path.name}:{number}: expected a JSON object", code="bad_data")
             yield number, record
@@ -66,13 +70,16 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _field(path: Path, number: int, record: dict[str, Any], column: str) -> str:
     if column not in record or record[column] is None:
+        found = ", ".join(map(str, record)) or "none"
         raise InvalidInput(
-            f"{path.name}:{number}: no {column!r} column (found: {', '.join(map(str, record)) or 'none'}); "
-            f"name it with --{'label' if column == 'label' else 'text'}-column",
+            f"{path.name}:{number}: no {column!r} column (found: {found}); "
+            "name the columns with --text-column / --label-column",
             code="bad_data",
         )
     value = record[column]
-    return value if isinstance(value, str) else json.dumps(value) if not isinstance(value, (int, float)) else str(value)
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) else json.dumps(value, ensure_ascii=False)
 
 
 def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
@@ -80,7 +87,9 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     return [_field(source, n, record, text_column) for n, record in iter_records(source)]
 
 
-def read_labelled(path: str | Path, text_column: str = "text", label_column: str = "label") -> Dataset:
+def read_labelled(
+    path: str | Path, text_column: str = "text", label_column: str = "label"
+) -> Dataset:
     """All rows, in file order. Every row needs a non-empty label; texts may be empty."""
     source = Path(path)
     texts, labels = [], []

@@ -27,4 +27,8 @@ def verify_artifact(directory: str | Path, allow_quality_drop: bool = False) -> 
         )
     classifier = Classifier.from_directory(directory)
     worst = classifier.verify_golden(manifest["golden"].get("tolerance", 1e-3))
-    return {"runtime": classifier.runtime, "max_abs_diff": worst, "files": sorted(manifest["files"])}
+    return {
+        "runtime": classifier.runtime,
+        "max_abs_diff": worst,
+        "files": sorted(manifest["files"]),
+    }

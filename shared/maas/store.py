@@ -200,7 +200,10 @@ class S3Backend:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if exc.response["Error"]["Code"] in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            ):
                 raise VersionConflict(f"{key} already exists") from exc
             raise StoreError(f"cannot write {self.uri}/{key}: {exc}") from exc
         except BotoCoreError as exc:
@@ -230,14 +233,20 @@ class S3Backend:
     def children(self, prefix: str) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        base = self._key(prefix.rstrip("/")) + "/" if prefix else (self.prefix + "/" if self.prefix else "")
+        base = (
+            self._key(prefix.rstrip("/")) + "/"
+            if prefix
+            else (self.prefix + "/" if self.prefix else "")
+        )
         names: set[str] = set()
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=base, Delimiter="/"
             )
             for page in pages:
-                names.update(p["Prefix"][len(base) :].rstrip("/") for p in page.get("CommonPrefixes", []))
+                names.update(
+                    p["Prefix"][len(base) :].rstrip("/") for p in page.get("CommonPrefixes", [])
+                )
                 names.update(o["Key"][len(base) :] for o in page.get("Contents", []))
         except ClientError as exc:
             raise StoreError(f"cannot list {self.uri}/{prefix}: {exc}") from exc
@@ -406,11 +415,11 @@ class ModelStore:
         for file in manifest["files"]:
             report = (lambda n, f=file: progress(f, n)) if progress else None
             self.backend.upload(f"{name}/versions/{version}/{file}", source / file, report)
-        published = dict(
-            manifest, name=name, version=version, published_at=_now(), store=self.uri
-        )
+        published = dict(manifest, name=name, version=version, published_at=_now(), store=self.uri)
         self.backend.write(
-            f"{name}/versions/{version}/{artifact.MANIFEST}", artifact.dumps(published), exclusive=True
+            f"{name}/versions/{version}/{artifact.MANIFEST}",
+            artifact.dumps(published),
+            exclusive=True,
         )
         if alias:
             self.promote(name, version, alias)
@@ -421,7 +430,9 @@ class ModelStore:
             existing = self._numbered(name)
             version = str(int(existing[-1]) + 1 if existing else 1)
             try:
-                self.backend.write(f"{name}/versions/{version}/.claim", _now().encode(), exclusive=True)
+                self.backend.write(
+                    f"{name}/versions/{version}/.claim", _now().encode(), exclusive=True
+                )
                 return version
             except VersionConflict:
                 time.sleep(0.01)  # someone else is publishing the same model: take the next

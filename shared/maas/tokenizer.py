@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 FORMAT = "maas.tokenizer/1"
 PAD_ID = 0
@@ -132,7 +133,7 @@ class Tokenizer:
         index, limit = self._index, self.spec.max_length
         tokens = iter_tokens(text, self.spec)
         if self.spec.truncating == "post":
-            ids = []
+            ids: list[int] = []
             for token in tokens:
                 if len(ids) == limit:
                     break
@@ -140,7 +141,7 @@ class Tokenizer:
             return ids
         return [index.get(token, OOV_ID) for token in tokens][-limit:]
 
-    def encode(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], length: int | None = None) -> npt.NDArray[np.int32]:
         """A padded int32 matrix of shape (len(texts), length or max_length)."""
         width = length or self.spec.max_length
         out = np.zeros((len(texts), width), dtype=np.int32)
