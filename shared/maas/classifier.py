@@ -8,7 +8,9 @@ from its successor LiteRT (`ai-edge-litert`), which runs the same model files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,26 @@ def runtime_name() -> str:
     return _interpreter_class()[1]
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """TFLite's C++ core prints "INFO: Created TensorFlow Lite XNNPACK delegate" to the process's
+    stderr when an interpreter is built; no setting turns it off, and it would break the CLI's
+    one-line errors and the functions' JSON logs."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -63,10 +85,11 @@ class Classifier:
         self.labels: list[str] = list(model.manifest["labels"])
         self.tokenizer = Tokenizer.load(model.path / artifact.TOKENIZER)
         interpreter_class, self.runtime = _interpreter_class()
-        self._interpreter = interpreter_class(
-            model_path=str(model.path / artifact.MODEL), num_threads=num_threads
-        )
-        self._interpreter.allocate_tensors()
+        with _native_stderr_silenced():
+            self._interpreter = interpreter_class(
+                model_path=str(model.path / artifact.MODEL), num_threads=num_threads
+            )
+            self._interpreter.allocate_tensors()
         (input_detail,) = self._interpreter.get_input_details()
         (output_detail,) = self._interpreter.get_output_details()
         self._input = input_detail["index"]
