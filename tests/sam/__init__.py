@@ -1,0 +1,1 @@
+"""Tests that run the built functions in the real Lambda runtime (SAM CLI + Docker)."""
