@@ -9,7 +9,6 @@ mapping delivers them. Texts are real reviews from data/reviews-zh; the model is
 """
 
 # Chinese text uses full-width punctuation; it is data, not a typo:
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ server for the store-outage tests.
 """
 
 # Chinese text uses full-width punctuation; it is data, not a typo:
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from maas import artifact
 from maas.service import ModelService
 from maas.store import ModelStore

@@ -5,7 +5,6 @@ Every test ends in an exact accounting: each message has a result or is named in
 """
 
 # Chinese text uses full-width punctuation; it is data, not a typo:
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+
 from maas.errors import StoreError
 from maas.sink import ResultSink
 from maas.store import ModelStore

@@ -26,6 +26,8 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
 from maas.classifier import Classifier
 from maas.errors import InvalidInput, MaasError
 from maas.schemas import (
@@ -39,7 +41,6 @@ from maas.schemas import (
     invalid_input,
 )
 from maas.service import ModelService
-from pydantic import BaseModel
 
 logger = Logger()
 tracer = Tracer()

@@ -21,6 +21,8 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
 from maas.classifier import Classifier, Prediction
 from maas.errors import MaasError
 from maas.schemas import (
@@ -32,7 +34,6 @@ from maas.schemas import (
 )
 from maas.service import ModelService
 from maas.sink import ResultSink
-from pydantic import ValidationError
 
 logger = Logger()
 tracer = Tracer()
@@ -95,10 +96,12 @@ def _result(
         batch=message.batch,
         model=response.model,
         predictions=response.predictions,
+        ids=message.ids,
         sqs_message_id=record.message_id,
         processed_at=_now(),
     )
-    return result.model_dump()
+    # `ids` only when the message had them: results of messages without ids keep their shape
+    return result.model_dump(exclude={"ids"} if message.ids is None else None)
 
 
 @logger.inject_lambda_context

@@ -9,7 +9,9 @@ import numpy as np
 import numpy.typing as npt
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> npt.NDArray[np.int64]:
+def confusion_matrix(
+    y_true: Sequence[int], y_pred: Sequence[int], n_classes: int
+) -> npt.NDArray[np.int64]:
     """Rows are true classes, columns predicted classes."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)

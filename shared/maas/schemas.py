@@ -150,6 +150,7 @@ class PredictRequest(_TextsInput):
 
 MessageId = Annotated[str, AfterValidator(_check_key("invalid_id"))]
 BatchId = Annotated[str, AfterValidator(_check_key("invalid_batch"))]
+TextId = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class QueueMessage(_TextsInput):
@@ -160,6 +161,26 @@ class QueueMessage(_TextsInput):
         default=None, description="NAME, NAME@ALIAS or NAME:VERSION; default: the function's model."
     )
     batch: BatchId | None = None
+    ids: list[TextId] | None = Field(
+        default=None,
+        description="The caller's id of each text, in the order of the texts; kept in the "
+        "result so predictions join back to their inputs (`maas batch submit` sends them).",
+    )
+
+    @model_validator(mode="after")
+    def _ids_match_texts(self) -> QueueMessage:
+        if self.ids is None:
+            return self
+        texts = len(self.all_texts())
+        if len(self.ids) != texts:
+            raise PydanticCustomError(
+                "ids_mismatch",
+                "ids has {ids} entries for {texts} texts: send one id per text",
+                {"ids": len(self.ids), "texts": texts},
+            )
+        if len(set(self.ids)) != len(self.ids):
+            raise PydanticCustomError("duplicate_ids", "ids has duplicates: one id per text")
+        return self
 
     @staticmethod
     def readable_keys(body: str) -> tuple[str | None, str | None]:
@@ -237,6 +258,9 @@ class QueueResult(BaseModel):
     batch: str | None = None
     model: ModelId
     predictions: list[PredictionOut]
+    ids: list[str] | None = Field(
+        default=None, description="The text ids of the message, aligned with predictions."
+    )
     sqs_message_id: str
     processed_at: str
 
@@ -288,6 +312,8 @@ CUSTOM_CODES = frozenset(
         "invalid_id",
         "invalid_batch",
         "invalid_model_reference",
+        "ids_mismatch",
+        "duplicate_ids",
     }
 )
 _WRONG_TYPE = ("_type", "_parsing")
