@@ -21,17 +21,17 @@ $(UV):
 
 .venv/.ok: pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing -p $(PYTHON) .venv
-	VIRTUAL_ENV=.venv $(UV) pip install -q -e '.[serve,dev]'
+	VIRTUAL_ENV=.venv $(UV) pip install -q --compile-bytecode -e '.[serve,dev]'
 	touch $@
 
 .venv-train/.ok: pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing -p $(PYTHON) .venv-train
-	VIRTUAL_ENV=.venv-train $(UV) pip install -q -e '.[train]'
+	VIRTUAL_ENV=.venv-train $(UV) pip install -q --compile-bytecode -e '.[train]'
 	touch $@
 
 .venv-tools/.ok: pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing -p $(PYTHON) .venv-tools
-	VIRTUAL_ENV=.venv-tools $(UV) pip install -q '.[tools]'
+	VIRTUAL_ENV=.venv-tools $(UV) pip install -q --compile-bytecode '.[tools]'
 	touch $@
 
 include infra/sam.mk

@@ -81,7 +81,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             command += [f"--{flag.replace('_', '-')}", str(value)]
     if args.allow_quality_drop:
         command.append("--allow-quality-drop")
-    status = subprocess.run(command, check=False).returncode
+    # TensorFlow's C++ start-up chatter (oneDNN, absl) is noise for a person watching epochs.
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
+    status = subprocess.run(command, check=False, env=env).returncode
     if status != 0:
         return status
     # The training environment checked the model with LiteRT; check it again with the runtime

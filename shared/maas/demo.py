@@ -8,7 +8,9 @@ through the real Lambda handlers and print what comes back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -66,10 +68,24 @@ def heading(step: str) -> None:
     print(f"\n== {step}", flush=True)
 
 
+def invoke(handler: Any, event: dict[str, Any], function_name: str) -> tuple[Any, float]:
+    """Call a handler as Lambda would; Powertools' log and metric lines (stdout in Lambda,
+    where CloudWatch collects them) are kept out of the demo's output."""
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        response = handler(event, lambda_context(function_name))
+    return response, (time.perf_counter() - started) * 1000
+
+
 def show_http(event: dict[str, Any], response: dict[str, Any], millis: float) -> None:
     method = event["requestContext"]["http"]["method"]
     print(f"\n{method} {event['rawPath']}" + (f"  {event['body']}" if event.get("body") else ""))
     body = json.loads(response["body"]) if response.get("body") else None
+    if isinstance(body, dict) and isinstance(body.get("metrics"), dict):  # GET /models/{name}
+        body["metrics"] = {
+            kind: {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+            for kind, report in body["metrics"].items()
+        }
     print(f"-> {response['statusCode']} in {millis:.1f} ms")
     print(json.dumps(body, ensure_ascii=False, indent=2))
 
@@ -88,8 +104,9 @@ def run_demo(args: argparse.Namespace) -> int:
         MAAS_RESULTS=str(work / "results"),
         POWERTOOLS_TRACE_DISABLED="true",
         POWERTOOLS_METRICS_DISABLED="true",
-        POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"),
         POWERTOOLS_METRICS_NAMESPACE="maas",
+        POWERTOOLS_SERVICE_NAME="maas-demo",
     )
 
     shown = data.relative_to(REPO) if data.is_relative_to(REPO) else data
@@ -120,16 +137,15 @@ def run_demo(args: argparse.Namespace) -> int:
     http = load_function("http")
     for name in HTTP_EVENTS:
         event = load_event("http", name)
-        started = time.perf_counter()
-        response = http.handler(event, lambda_context("maas-predict"))
-        show_http(event, response, (time.perf_counter() - started) * 1000)
+        response, millis = invoke(http.handler, event, "maas-predict")
+        show_http(event, response, millis)
 
     heading(
         "4/4 Batch predictions: an SQS batch with a poison message through functions/queue/app.py"
     )
     queue = load_function("queue")
     event = load_event("sqs", SQS_EVENT)
-    response = queue.handler(event, lambda_context("maas-batch"))
+    response, _ = invoke(queue.handler, event, "maas-batch")
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     for record in event["Records"]:
         outcome = "FAILED (left for retry, then the DLQ)" if record["messageId"] in failed else "ok"

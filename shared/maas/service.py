@@ -167,5 +167,5 @@ class ModelService:
         except ModelNotFound:
             versions = self.store.versions(ref.name)
             if not versions:
-                raise ModelNotFound(f"no model named {ref.name!r} in {self.store.uri}") from None
+                raise ModelNotFound(f"no model named {ref.name!r}") from None
             return versions[-1]

@@ -1,0 +1,3 @@
+from maas.training.cli import main
+
+raise SystemExit(main())

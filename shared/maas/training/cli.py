@@ -1,0 +1,73 @@
+"""`python -m maas.training DATA --out DIR ...` (what `maas train` runs in .venv-train).
+
+Exit status: 0 done; 2 bad input or arguments; 3 quality gate failed (the artifact is written
+and marked failed); 1 anything else (e.g. the TFLite conversion failed). Errors are one line
+on stderr; epoch progress goes to stderr too, the final summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from maas.errors import InvalidInput, MaasError, QualityGateFailed
+from maas.training.presets import PRESETS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="maas train",
+        description="Train a text classifier and write a quantized TFLite artifact.",
+    )
+    p.add_argument("data", type=Path, help="CSV or JSONL file with a text and a label column")
+    p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the preset's)")
+    p.add_argument("--seed", type=int, default=42, help="seed for the split and the training")
+    p.add_argument(
+        "--allow-quality-drop",
+        action="store_true",
+        help="keep a quantized model that is more than 1 accuracy point below float",
+    )
+    return p
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from maas.training import job, quality
+
+    options = job.Options(
+        data=args.data,
+        out=args.out,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        preset=args.preset,
+        epochs=args.epochs,
+        seed=args.seed,
+        allow_quality_drop=args.allow_quality_drop,
+    )
+    try:
+        manifest = job.run(options)
+        print(job.summary(manifest, args.out))
+        quality.enforce(manifest["quality_gate"])
+    except QualityGateFailed as exc:
+        print(f"maas train: {exc.message}", file=sys.stderr)
+        return 3
+    except InvalidInput as exc:
+        print(f"maas train: {exc.message}", file=sys.stderr)
+        return 2
+    except MaasError as exc:
+        print(f"maas train: {exc.message}", file=sys.stderr)
+        return 1
+    return 0

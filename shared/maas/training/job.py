@@ -1,0 +1,275 @@
+"""The training job, start to finish: data -> model -> TFLite -> evaluation -> artifact.
+
+The artifact is assembled in a hidden staging directory next to `--out` and moved into place
+only when complete, so a crash never leaves half an artifact behind. The quantized model is
+evaluated through `Classifier.from_directory`, i.e. the code path that serves it.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maas import artifact
+from maas.errors import InvalidInput
+from maas.metrics import classification_report
+from maas.tokenizer import Tokenizer
+from maas.training import quality, splits
+from maas.training.presets import PRESETS, Preset
+
+
+@dataclass(frozen=True)
+class Options:
+    data: Path
+    out: Path
+    text_column: str = "text"
+    label_column: str = "label"
+    preset: str = "default"
+    epochs: int | None = None
+    seed: int = 42
+    allow_quality_drop: bool = False
+
+
+def run(options: Options) -> artifact.Manifest:
+    """Train, export, evaluate and write the artifact. The quality gate's verdict is in the
+    manifest; `quality.enforce` turns a failed gate into an error."""
+    preset = PRESETS[options.preset].with_epochs(options.epochs)
+    check_out(options.out)
+    data = splits.load(options.data, options.text_column, options.label_column, options.seed)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{options.out.name}.", dir=options.out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be read
+    try:
+        manifest = build_artifact(staging, data, preset, options)
+        if options.out.exists():
+            shutil.rmtree(options.out)
+        staging.rename(options.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def check_out(out: Path) -> None:
+    """Only an empty directory or an earlier artifact may be replaced: never a user's files."""
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"--out {out} is a file, not a directory", code="bad_output")
+    if out.is_dir() and any(out.iterdir()) and not (out / artifact.MANIFEST).is_file():
+        raise InvalidInput(
+            f"--out {out} is not empty and holds no model artifact; refusing to overwrite it",
+            code="bad_output",
+        )
+
+
+def build_artifact(
+    directory: Path, data: splits.LabelledData, preset: Preset, options: Options
+) -> artifact.Manifest:
+    from maas.training import models  # TensorFlow loads here, after the input was checked
+
+    models.set_seeds(options.seed)
+    n_labels = len(data.labels)
+    tokenizer = Tokenizer.fit(data.train.texts, preset.tokenizer)
+    encoded = {
+        name: tokenizer.encode(part.texts)
+        for name, part in (
+            ("train", data.train),
+            ("validation", data.validation),
+            ("test", data.test),
+        )
+    }
+    model = models.build(preset, n_labels)
+    models.compile_model(model, preset, n_labels)
+    trained = models.train(
+        model, preset, encoded["train"], data.train.y, encoded["validation"], data.validation.y
+    )
+    float_probabilities = models.probabilities(model, encoded["test"])
+    sizes = export_model(model, directory)
+    tokenizer.save(directory / artifact.TOKENIZER)
+
+    manifest = serving_manifest(data.labels, tokenizer)
+    # Preliminary manifest: lets the serving code open (and verify) the model for evaluation.
+    artifact.write_manifest(directory, manifest)
+    evaluation = evaluate(directory, data, float_probabilities, tokenizer, options)
+    manifest.update(evaluation)
+    manifest.update(
+        preset=preset.name,
+        hyperparameters=hyperparameters(preset, options.seed, n_labels, model),
+        sizes=sizes,
+        data=describe_data(data),
+        libraries=library_versions(evaluation["golden"]["runtime"]),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        training={
+            "epochs_run": trained.epochs_run,
+            "best_epoch": trained.best_epoch,
+            "seconds": round(trained.seconds, 2),
+        },
+    )
+    write_report(directory, manifest, trained.history, trained.best_epoch)
+    return artifact.write_manifest(directory, manifest)  # last: it digests every other file
+
+
+def export_model(model: Any, directory: Path) -> dict[str, int]:
+    from maas.training import export
+
+    with tempfile.TemporaryDirectory() as work:
+        keras_path = Path(work) / "model.keras"
+        model.save(keras_path)
+        exported = export.export(keras_path, Path(work))
+        shutil.copyfile(exported.quantized_model, directory / artifact.MODEL)
+        return {
+            "keras_bytes": keras_path.stat().st_size,
+            "tflite_float_bytes": exported.float_model.stat().st_size,
+            "tflite_quantized_bytes": exported.quantized_model.stat().st_size,
+        }
+
+
+def serving_manifest(labels: list[str], tokenizer: Tokenizer) -> artifact.Manifest:
+    """The keys serving needs to open the model (golden examples are filled in later)."""
+    binary = len(labels) == 2
+    return {
+        "labels": labels,
+        "task": "binary" if binary else "multiclass",
+        "input": {"dtype": "int32", "shape": [1, tokenizer.spec.max_length]},
+        "output": {
+            "activation": "sigmoid" if binary else "softmax",
+            "shape": [1, 1 if binary else len(labels)],
+        },
+        "tokenizer": tokenizer.spec.to_dict(),
+        "golden": {"runtime": None, "tolerance": quality.GOLDEN_TOLERANCE, "examples": []},
+    }
+
+
+def evaluate(
+    directory: Path,
+    data: splits.LabelledData,
+    float_probabilities: np.ndarray,
+    tokenizer: Tokenizer,
+    options: Options,
+) -> dict[str, Any]:
+    """Float vs quantized (served) vs baseline on the test split, the gate, golden examples."""
+    from maas.classifier import Classifier
+    from maas.training import baseline
+
+    served = Classifier.from_directory(directory)
+    quantized_probabilities = served.probabilities(data.test.texts)
+    baseline_predictions = baseline.predict(
+        tokenizer.spec, data.train.texts, data.train.y, data.test.texts, options.seed
+    )
+    y_test = data.test.y.tolist()
+
+    def report(predictions: np.ndarray) -> dict[str, Any]:
+        return classification_report(y_test, predictions.tolist(), data.labels)
+
+    metrics = {
+        "float": report(float_probabilities.argmax(axis=1)),
+        "quantized": report(quantized_probabilities.argmax(axis=1)),
+        "baseline": report(baseline_predictions),
+    }
+    gate = quality.quality_gate(
+        metrics["float"]["accuracy"],
+        metrics["quantized"]["accuracy"],
+        override=options.allow_quality_drop,
+        max_probability_difference=float(
+            np.abs(quantized_probabilities - float_probabilities).max()
+        ),
+    )
+    rows = quality.golden_rows(y_test, len(data.labels))
+    golden = quality.golden(data.test.texts, quantized_probabilities, rows, served.runtime)
+    return {"metrics": metrics, "quality_gate": gate, "golden": golden}
+
+
+def hyperparameters(preset: Preset, seed: int, n_labels: int, model: Any) -> dict[str, Any]:
+    from maas.training import baseline, models
+
+    settings = preset.to_dict()
+    del settings["name"], settings["tokenizer"]  # recorded as `preset` and `tokenizer`
+    return {
+        **settings,
+        "optimizer": "adam",
+        "loss": "binary_crossentropy" if n_labels == 2 else "sparse_categorical_crossentropy",
+        "early_stopping": {"monitor": "val_loss", "restore_best_weights": True},
+        "seed": seed,
+        "split": {
+            "train": round(1 - splits.TEST_FRACTION - splits.VALIDATION_FRACTION, 2),
+            "validation": splits.VALIDATION_FRACTION,
+            "test": splits.TEST_FRACTION,
+            "stratified": True,
+        },
+        # what was actually built, so a reader can check the preset kept its promise
+        "layers": models.describe_layers(model),
+        "parameters": int(model.count_params()),
+        "baseline": baseline.DESCRIPTION,
+    }
+
+
+def describe_data(data: splits.LabelledData) -> dict[str, Any]:
+    return {
+        "source": data.dataset.source,
+        "fingerprint": data.dataset.fingerprint(),
+        "rows": len(data.dataset.texts),
+        "labels_count": data.label_counts,
+        "splits": {
+            "train": len(data.train.texts),
+            "validation": len(data.validation.texts),
+            "test": len(data.test.texts),
+        },
+    }
+
+
+def library_versions(interpreter: str) -> dict[str, str]:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "interpreter": interpreter,
+    }
+
+
+def write_report(
+    directory: Path, manifest: artifact.Manifest, history: dict[str, list[float]], best_epoch: int
+) -> None:
+    from maas.training import report
+
+    quantized = manifest["metrics"]["quantized"]
+    report.plot_confusion(
+        quantized["confusion_matrix"], manifest["labels"], directory / report.CONFUSION_PNG
+    )
+    report.plot_curves(history, best_epoch, directory / report.CURVES_PNG)
+    (directory / report.MODEL_CARD).write_text(report.model_card(manifest), encoding="utf-8")
+
+
+def summary(manifest: artifact.Manifest, out: Path) -> str:
+    """The few lines printed at the end of a run."""
+    metrics, sizes, gate = manifest["metrics"], manifest["sizes"], manifest["quality_gate"]
+    training = manifest["training"]
+    labels = ", ".join(manifest["labels"])
+    lines = [f"model artifact: {out}  ({manifest['preset']} preset, {manifest['task']}: {labels})"]
+    for name in ("float", "quantized", "baseline"):
+        m = metrics[name]
+        lines.append(
+            f"  {name:<9} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+            f"(test n={m['n']})"
+        )
+    verdict = "passed" if gate["passed"] else "overridden" if gate["overridden"] else "FAILED"
+    lines += [
+        f"  quality gate {verdict}: accuracy drop {gate['accuracy_drop']:+.4f} "
+        f"(max {gate['max_accuracy_drop']})",
+        f"  training: {training['epochs_run']} epochs (best {training['best_epoch']}), "
+        f"{training['seconds']:.1f} s",
+        f"  sizes: keras {sizes['keras_bytes']:,} B, "
+        f"tflite float {sizes['tflite_float_bytes']:,} B, "
+        f"tflite quantized {sizes['tflite_quantized_bytes']:,} B",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""Keras models for the presets, and the fixed-batch copy the TFLite converter needs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+# Keep TensorFlow's C++ start-up chatter off stderr, where the epoch log and errors go.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from maas.training.presets import Preset
+
+
+@keras.saving.register_keras_serializable(package="maas")
+class MaskedMean(layers.Layer):
+    """Mean of the embeddings of the real (non-padding) tokens.
+
+    Keras' GlobalAveragePooling1D divides by the mask's sum, so a text without a single known
+    token (it happens: '————') gives 0/0 = NaN, and one NaN in a batch poisons every weight.
+    Here such a text averages to zeros instead, i.e. the model answers with its prior."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return ops.mean(inputs, axis=1)
+        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        total = ops.sum(inputs * weights, axis=1)
+        return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None  # the sequence axis is gone
+
+
+def set_seeds(seed: int) -> None:
+    """Python, numpy and TensorFlow seeds, and deterministic kernels: same data, same model."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build(preset: Preset, n_labels: int, batch_size: int | None = None) -> keras.Model:
+    """The preset's architecture with its output head: one sigmoid unit for two labels (the
+    probability of the second label), a softmax over the labels otherwise."""
+    spec = preset.tokenizer
+    ids = keras.Input(shape=(spec.max_length,), batch_size=batch_size, dtype="int32", name="ids")
+    if preset.architecture == "lstm":
+        # As the seed: no masking, the LSTM reads the padding too (hence pre-padding).
+        x = layers.Embedding(spec.num_words, preset.embedding_dim)(ids)
+        x = layers.LSTM(preset.units)(x)
+    else:
+        x = layers.Embedding(spec.num_words, preset.embedding_dim, mask_zero=True)(ids)
+        x = layers.Dropout(preset.dropout)(x)
+        x = MaskedMean()(x)
+        if preset.units:
+            x = layers.Dense(preset.units, activation="relu")(x)
+            x = layers.Dropout(preset.dropout)(x)
+    if n_labels == 2:
+        output = layers.Dense(1, activation="sigmoid", name="probability")(x)
+    else:
+        output = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(ids, output, name=f"maas_{preset.name}")
+
+
+def compile_model(model: keras.Model, preset: Preset, n_labels: int) -> None:
+    loss = "binary_crossentropy" if n_labels == 2 else "sparse_categorical_crossentropy"
+    model.compile(
+        optimizer=keras.optimizers.Adam(preset.learning_rate), loss=loss, metrics=["accuracy"]
+    )
+
+
+def describe_layers(model: keras.Model) -> list[dict[str, Any]]:
+    """The trained model's layers as the manifest records them (so a reader can check that a
+    preset built what it promises, e.g. the seed's Embedding(1000, 16) -> LSTM(32) -> Dense)."""
+    described = []
+    for layer in model.layers:
+        config = layer.get_config()
+        entry: dict[str, Any] = {"type": type(layer).__name__}
+        for key in ("input_dim", "output_dim", "mask_zero", "units", "activation", "rate"):
+            if key in config:
+                entry[key] = config[key]
+        if isinstance(layer, keras.layers.InputLayer):
+            entry["shape"] = list(config["batch_shape"][1:])
+            entry["dtype"] = str(config["dtype"]) if isinstance(config["dtype"], str) else "int32"
+        described.append(entry)
+    return described
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One line per epoch on stderr (stdout is kept for the job's summary)."""
+
+    def __init__(self, max_epochs: int) -> None:
+        super().__init__()
+        self.max_epochs = max_epochs
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        values = " ".join(f"{key} {value:.4f}" for key, value in sorted((logs or {}).items()))
+        seconds = time.perf_counter() - self._started
+        print(f"epoch {epoch + 1}/{self.max_epochs}: {values} ({seconds:.1f} s)", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int  # 1-based; the weights kept are this epoch's
+    seconds: float
+
+
+def train(
+    model: keras.Model,
+    preset: Preset,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_validation: np.ndarray,
+    y_validation: np.ndarray,
+) -> TrainingResult:
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=preset.patience, restore_best_weights=True
+    )
+    started = time.perf_counter()
+    fitted = model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_validation, y_validation),
+        epochs=preset.max_epochs,
+        batch_size=preset.batch_size,
+        callbacks=[stop, EpochLog(preset.max_epochs)],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    best = int(np.argmin(history["val_loss"])) + 1
+    return TrainingResult(history, len(history["loss"]), best, seconds)
+
+
+def probabilities(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """(n, n_labels) probabilities, the shape `Classifier.probabilities` gives."""
+    raw = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+    return np.hstack([1.0 - raw, raw]) if raw.shape[1] == 1 else raw
+
+
+def fixed_batch_copy(model: keras.Model, batch_size: int = 1) -> keras.Model:
+    """The same model and weights with a static batch dimension: TFLite cannot convert a Keras 3
+    LSTM with a dynamic batch, and the serving input is one text at a time anyway."""
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["batch_shape"] = [batch_size, *layer["config"]["batch_shape"][1:]]
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy

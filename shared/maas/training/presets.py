@@ -1,0 +1,70 @@
+"""Model presets: everything that decides what is trained, in one immutable record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from maas.tokenizer import TokenizerSpec
+
+Architecture = Literal["lstm", "mean_embedding"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    tokenizer: TokenizerSpec
+    architecture: Architecture
+    embedding_dim: int
+    # LSTM units (lstm) or the hidden Dense layer's width (mean_embedding; 0 = no hidden layer)
+    units: int
+    dropout: float
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    # early stopping: epochs without a better validation loss before training stops
+    patience: int
+
+    def with_epochs(self, epochs: int | None) -> Preset:
+        return self if epochs is None else replace(self, max_epochs=epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tokenizer"] = self.tokenizer.to_dict()
+        return data
+
+
+# The seed notebook, exactly: Keras Tokenizer(num_words=1000, oov_token) + pad_sequences(maxlen=100)
+# with Keras' defaults (pre-padding, pre-truncation), Embedding(1000, 16) -> LSTM(32) -> Dense,
+# Adam with its default learning rate, 10 epochs, batch 32. Only early stopping is added.
+SEED = Preset(
+    name="seed",
+    tokenizer=TokenizerSpec(num_words=1000, max_length=100, padding="pre", truncating="pre"),
+    architecture="lstm",
+    embedding_dim=16,
+    units=32,
+    dropout=0.0,
+    learning_rate=1e-3,
+    batch_size=32,
+    max_epochs=10,
+    patience=3,
+)
+
+# Mean of masked token embeddings -> hidden layer -> head. On the demo data it matches or beats
+# TF-IDF + logistic regression, trains in seconds on 2 cores, and quantizes to ~1.3 MB. A long
+# max_length pays off (reviews run to hundreds of tokens) and costs little, because the model
+# is a bag of embeddings, not a recurrence; masking makes the padding side irrelevant.
+DEFAULT = Preset(
+    name="default",
+    tokenizer=TokenizerSpec(num_words=20000, max_length=512, padding="post", truncating="post"),
+    architecture="mean_embedding",
+    embedding_dim=64,
+    units=64,
+    dropout=0.3,
+    learning_rate=1e-3,
+    batch_size=32,
+    max_epochs=50,
+    patience=3,
+)
+
+PRESETS = {preset.name: preset for preset in (DEFAULT, SEED)}

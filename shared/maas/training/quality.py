@@ -1,0 +1,73 @@
+"""The quality gate and the golden examples: plain Python, no TensorFlow."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from maas.errors import QualityGateFailed
+
+MAX_ACCURACY_DROP = 0.01
+GOLDEN_TOLERANCE = 1e-3
+GOLDEN_COUNT = 8
+
+
+def quality_gate(
+    float_accuracy: float,
+    quantized_accuracy: float,
+    max_drop: float = MAX_ACCURACY_DROP,
+    override: bool = False,
+    max_probability_difference: float | None = None,
+) -> dict[str, Any]:
+    """How much accuracy quantization cost, and whether that is acceptable. The largest
+    probability difference is recorded too: on a small test split one flipped answer is
+    already more than a point, so accuracy alone says little there."""
+    drop = float_accuracy - quantized_accuracy
+    # Rounded so that float noise (0.9 - 0.89 = 0.010000000000000009) cannot fail an equal drop.
+    passed = round(drop, 9) <= max_drop
+    gate: dict[str, Any] = {
+        "max_accuracy_drop": max_drop,
+        "accuracy_drop": round(drop, 6),
+        "passed": passed,
+        "overridden": override and not passed,
+    }
+    if max_probability_difference is not None:
+        gate["max_probability_difference"] = round(max_probability_difference, 6)
+    return gate
+
+
+def enforce(gate: dict[str, Any]) -> None:
+    if not gate["passed"] and not gate["overridden"]:
+        raise QualityGateFailed(
+            f"quality gate failed: the quantized model is {gate['accuracy_drop']:.4f} accuracy "
+            f"below float (allowed {gate['max_accuracy_drop']}); the artifact is marked "
+            "failed; rerun with --allow-quality-drop to accept it",
+            **gate,
+        )
+
+
+def golden_rows(y: Sequence[int], n_labels: int, count: int = GOLDEN_COUNT) -> list[int]:
+    """Row numbers of about `count` examples covering every label: round-robin over the labels,
+    each label's rows in order, so the choice is deterministic and balanced."""
+    by_label = [[row for row, label in enumerate(y) if label == k] for k in range(n_labels)]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < max(count, n_labels) and any(depth < len(rows) for rows in by_label):
+        chosen += [rows[depth] for rows in by_label if depth < len(rows)]
+        depth += 1
+    return sorted(chosen[: max(count, n_labels)])
+
+
+def golden(
+    texts: Sequence[str], probabilities: np.ndarray, rows: Sequence[int], runtime: str
+) -> dict[str, Any]:
+    return {
+        "runtime": runtime,
+        "tolerance": GOLDEN_TOLERANCE,
+        "examples": [
+            {"text": texts[row], "probabilities": [float(p) for p in probabilities[row]]}
+            for row in rows
+        ],
+    }

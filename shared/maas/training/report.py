@@ -1,0 +1,157 @@
+"""What people read: the confusion matrix and training curves (PNG) and the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFUSION_PNG = "confusion-matrix.png"
+CURVES_PNG = "training-curves.png"
+MODEL_CARD = "model-card.md"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a build machine
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> None:
+    plt = _pyplot()
+    counts = np.asarray(matrix)
+    size = 2.5 + 0.6 * len(labels)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(counts, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title("Test split, quantized model")
+    threshold = counts.max() / 2 if counts.size else 0
+    for (row, column), value in np.ndenumerate(counts):
+        colour = "white" if value > threshold else "black"
+        axes.text(column, row, str(value), ha="center", va="center", color=colour)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_curves(history: dict[str, list[float]], best_epoch: int, path: Path) -> None:
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    figure, panels = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = range(1, len(history["loss"]) + 1)
+    for axes, metric in zip(panels, ("loss", "accuracy"), strict=True):
+        axes.plot(epochs, history[metric], marker="o", label="train")
+        axes.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+        axes.axvline(best_epoch, color="grey", linestyle="--", label="kept (best val loss)")
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_title(metric)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _layer(layer: dict[str, Any]) -> str:
+    """'Embedding(20000, 64)', 'Dense(1, sigmoid)', 'Dropout(0.3)' from the manifest's record."""
+    if "input_dim" in layer:
+        arguments = [layer["input_dim"], layer["output_dim"]]
+    elif "units" in layer:
+        activation = layer.get("activation")
+        arguments = [layer["units"], *([activation] if activation not in (None, "linear") else [])]
+    elif "rate" in layer:
+        arguments = [layer["rate"]]
+    else:
+        return layer["type"]
+    if layer["type"] == "LSTM":
+        arguments = arguments[:1]  # tanh is the LSTM's own default
+    return f"{layer['type']}({', '.join(map(str, arguments))})"
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:,.0f} KB"
+
+
+def model_card(manifest: dict[str, Any]) -> str:
+    """A short Markdown card from the manifest, so the card can never disagree with it."""
+    labels, data, metrics = manifest["labels"], manifest["data"], manifest["metrics"]
+    spec, sizes, training = manifest["tokenizer"], manifest["sizes"], manifest["training"]
+    gate = manifest["quality_gate"]
+    rows = [
+        ("Keras float", metrics["float"]),
+        ("TFLite dynamic-range int8 (served)", metrics["quantized"]),
+        ("Baseline: TF-IDF + logistic regression", metrics["baseline"]),
+    ]
+    metric_table = "\n".join(
+        f"| {name} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |" for name, m in rows
+    )
+    per_class = "\n".join(
+        f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
+        for label, c in metrics["quantized"]["per_class"].items()
+    )
+    layers = " → ".join(
+        _layer(layer)
+        for layer in manifest["hyperparameters"]["layers"]
+        if layer["type"] != "InputLayer"
+    )
+    kept = "first" if spec["truncating"] == "post" else "last"
+    gate_text = "passed" if gate["passed"] else ("overridden" if gate["overridden"] else "FAILED")
+    counts = ", ".join(f"{label} {n}" for label, n in data["labels_count"].items())
+    split = data["splits"]
+    return f"""# Text classifier: {", ".join(labels)}
+
+**What:** a {manifest["task"]} text classifier that gives each text a probability for every
+label. **For whom:** applications that call the maas HTTP or queue functions with texts like
+those in `{data["source"]}`.
+
+## Data
+
+- Source: `{data["source"]}`, {data["rows"]} rows, fingerprint `{data["fingerprint"][:16]}…`
+- Labels: {counts}
+- Stratified split: train {split["train"]}, validation {split["validation"]}, test {split["test"]}
+
+## Test-split metrics (n = {metrics["quantized"]["n"]})
+
+| model | accuracy | macro-F1 |
+| --- | --- | --- |
+{metric_table}
+
+Quality gate (quantized at most {gate["max_accuracy_drop"]} accuracy below float): {gate_text}
+(drop {gate["accuracy_drop"]:+.4f}).
+
+### Per class (quantized model)
+
+| label | precision | recall | F1 | support |
+| --- | --- | --- | --- | --- |
+{per_class}
+
+![Confusion matrix](confusion-matrix.png)
+
+## Training
+
+- Preset `{manifest["preset"]}`: token ids [{spec["max_length"]}] → {layers}
+- {training["epochs_run"]} epochs, weights of epoch {training["best_epoch"]} kept (best validation
+  loss), {training["seconds"]:.1f} s
+- Sizes: Keras {_kb(sizes["keras_bytes"])} (with optimizer state), TFLite float
+  {_kb(sizes["tflite_float_bytes"])}, served quantized model {_kb(sizes["tflite_quantized_bytes"])}
+
+![Training curves](training-curves.png)
+
+## Limitations
+
+- Measured on a held-out split of the same source only; texts from another domain, period or
+  language will score lower, and the probabilities are not calibrated.
+- It knows at most the {spec["num_words"] - 2:,} most frequent training tokens (others count
+  as unknown) and reads only the {kept} {spec["max_length"]} tokens of a long text.
+- A text with no known token still gets an answer (the model's bias), not an error.
+- The golden examples in the manifest check the runtime reproduces this model, not that its
+  answers are right.
+"""

@@ -1,0 +1,86 @@
+"""Labelled data -> class ids and a seeded, stratified train/validation/test split."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maas.data import Dataset, read_labelled
+from maas.errors import InvalidInput
+
+TEST_FRACTION = 0.1
+VALIDATION_FRACTION = 0.1
+# Below this, a stratified 80/10/10 split leaves a label out of validation or test.
+MIN_ROWS_PER_LABEL = 10
+
+
+@dataclass(frozen=True)
+class Split:
+    texts: list[str]
+    y: np.ndarray  # class ids, int64
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    dataset: Dataset
+    labels: list[str]  # sorted; a label's position is its class id
+    train: Split
+    validation: Split
+    test: Split
+
+    @property
+    def label_counts(self) -> dict[str, int]:
+        counts = Counter(self.dataset.labels)
+        return {label: counts[label] for label in self.labels}
+
+
+def check_labels(labels: list[str]) -> list[str]:
+    """The sorted label set, or InvalidInput when it cannot train and evaluate a classifier."""
+    counts = Counter(labels)
+    if len(counts) < 2:
+        found = ", ".join(repr(label) for label in counts) or "none"
+        raise InvalidInput(
+            f"need at least 2 different labels to train a classifier; found {found}",
+            code="bad_data",
+        )
+    scarce = sorted((n, label) for label, n in counts.items() if n < MIN_ROWS_PER_LABEL)
+    if scarce:
+        listed = ", ".join(f"{label!r} ({n})" for n, label in scarce)
+        raise InvalidInput(
+            f"too few rows to split 80/10/10: every label needs at least {MIN_ROWS_PER_LABEL}, "
+            f"but {listed} {'has' if len(scarce) == 1 else 'have'} fewer",
+            code="bad_data",
+        )
+    return sorted(counts)
+
+
+def stratified_split(dataset: Dataset, labels: list[str], seed: int) -> tuple[Split, Split, Split]:
+    from sklearn.model_selection import train_test_split
+
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.asarray([index[label] for label in dataset.labels], dtype=np.int64)
+    rows = np.arange(len(y))
+    rest, test = train_test_split(rows, test_size=TEST_FRACTION, stratify=y, random_state=seed)
+    # The validation share is taken from what is left, so it is 10% of the whole.
+    train, validation = train_test_split(
+        rest,
+        test_size=VALIDATION_FRACTION / (1 - TEST_FRACTION),
+        stratify=y[rest],
+        random_state=seed,
+    )
+
+    def pick(part: np.ndarray) -> Split:
+        part = np.sort(part)  # file order inside each split: easier to read, same result
+        return Split([dataset.texts[i] for i in part], y[part])
+
+    return pick(train), pick(validation), pick(test)
+
+
+def load(path: str | Path, text_column: str, label_column: str, seed: int) -> LabelledData:
+    dataset = read_labelled(path, text_column, label_column)
+    labels = check_labels(dataset.labels)
+    train, validation, test = stratified_split(dataset, labels, seed)
+    return LabelledData(dataset, labels, train, validation, test)
