@@ -96,12 +96,14 @@ def _check_model_ref(value: str) -> str:
     return value
 
 
+# The limits in the OpenAPI document are read when it is generated, like the validators read
+# them, so both always state the limits the function enforces.
 Text = Annotated[
     str,
     AfterValidator(_check_text),
     Field(
         description="A text to classify; not blank.",
-        json_schema_extra={"minLength": 1, "maxLength": max_text_chars()},
+        json_schema_extra=lambda schema: schema.update(minLength=1, maxLength=max_text_chars()),
     ),
 ]
 Texts = Annotated[
@@ -109,7 +111,7 @@ Texts = Annotated[
     BeforeValidator(_check_count),
     Field(
         description="Texts to classify together; their predictions come back in the same order.",
-        json_schema_extra={"minItems": 1, "maxItems": max_texts()},
+        json_schema_extra=lambda schema: schema.update(minItems=1, maxItems=max_texts()),
     ),
 ]
 
