@@ -22,7 +22,8 @@ from maas import batch
 from maas.classifier import Classifier
 from maas.cli import main
 from maas.errors import MaasError
-from maas.localqueue import EventSource, create_queue, load_function
+from maas.lambda_local import load_function
+from maas.localqueue import EventSource, create_queue
 from maas.store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from maas.errors import StoreError
-from maas.localqueue import EventSource, FunctionTimeout, create_queue, load_function
+from maas.lambda_local import load_function
+from maas.localqueue import EventSource, FunctionTimeout, create_queue
 from maas.sink import ResultSink
 from maas.store import ModelStore
 

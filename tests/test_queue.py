@@ -9,19 +9,19 @@ Every test ends in an exact accounting: each message has a result or is named in
 from __future__ import annotations
 
 import copy
-import importlib.util
 import io
 import json
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from maas.errors import StoreError
+from maas.lambda_local import lambda_context, load_event, load_function
 from maas.sink import ResultSink
 from maas.store import ModelStore
 
@@ -32,31 +32,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 
 # ---------------------------------------------------------------------------- helpers
-def lambda_context(name: str = "maas-queue") -> Any:
-    return SimpleNamespace(
-        function_name=name,
-        function_version="$LATEST",
-        memory_limit_in_mb=1024,
-        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        aws_request_id=str(uuid.uuid4()),
-        get_remaining_time_in_millis=lambda: 60_000,
-    )
-
-
-def load_function(name: str) -> ModuleType:
-    """Import functions/<name>/app.py afresh, as a new Lambda process would (a cold start)."""
-    spec = importlib.util.spec_from_file_location(
-        f"maas_function_{name}_{uuid.uuid4().hex}", REPO / "functions" / name / "app.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def event(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return loaded
+    return load_event("sqs", name)
 
 
 def batch(*bodies: Any, receive_count: int = 1) -> dict[str, Any]:

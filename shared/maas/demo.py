@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from maas.errors import MaasError
+from maas.lambda_local import REPO, lambda_context, load_event, load_function
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL_NAME = "reviews"
 HTTP_EVENTS = (
     "health",
@@ -33,35 +29,6 @@ HTTP_EVENTS = (
     "bad-unknown-model",
 )
 SQS_EVENT = "mixed-batch"
-
-
-def lambda_context(function_name: str) -> Any:
-    """The attributes of a Lambda context object that Powertools reads."""
-    return SimpleNamespace(
-        function_name=function_name,
-        function_version="$LATEST",
-        memory_limit_in_mb=1024,
-        invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}",
-        aws_request_id=str(uuid.uuid4()),
-        get_remaining_time_in_millis=lambda: 30_000,
-    )
-
-
-def load_function(name: str) -> ModuleType:
-    """Import `functions/<name>/app.py` the way the Lambda runtime does (by file)."""
-    path = REPO / "functions" / name / "app.py"
-    if not path.is_file():
-        raise MaasError(f"{path} not found: `maas demo` runs from a maas source checkout")
-    spec = importlib.util.spec_from_file_location(f"maas_function_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_event(kind: str, name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((REPO / "events" / kind / f"{name}.json").read_text("utf-8"))
-    return event
 
 
 def heading(step: str) -> None:

@@ -17,15 +17,13 @@ Raise `FunctionTimeout` from inside the handler to simulate Lambda ending an inv
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
+
+from maas.lambda_local import lambda_context
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -172,17 +170,7 @@ class EventSource:
         }
 
     def _context(self) -> Any:
-        deadline = time.monotonic() + self.timeout_seconds
-        return SimpleNamespace(
-            function_name=self.function_name,
-            function_version="$LATEST",
-            memory_limit_in_mb=1769,
-            invoked_function_arn=(
-                f"arn:aws:lambda:{self.region}:123456789012:function:{self.function_name}"
-            ),
-            aws_request_id=str(uuid.uuid4()),
-            get_remaining_time_in_millis=lambda: max(0, int((deadline - time.monotonic()) * 1000)),
-        )
+        return lambda_context(self.function_name, 1769, int(self.timeout_seconds * 1000))
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), RECEIVE_LIMIT):
@@ -226,14 +214,3 @@ def create_queue(
         },
     )["QueueUrl"]
     return queue_url, dlq_url
-
-
-def load_function(app: str | Path) -> ModuleType:
-    """Import a function's app.py afresh, as a new Lambda process does (a cold start: the
-    module reads its environment and warms its model now)."""
-    spec = importlib.util.spec_from_file_location(f"maas_function_{uuid.uuid4().hex}", app)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {app}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
