@@ -117,11 +117,13 @@ def run_demo(args: argparse.Namespace) -> int:
     for record in event["Records"]:
         outcome = "FAILED (left for retry, then the DLQ)" if record["messageId"] in failed else "ok"
         print(f"message {record['messageId']}: {outcome}")
-    results = sorted((work / "results" / "results").glob("*.json"))
-    for path in results:
+    for path in sorted((work / "results" / "results").glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         labels = ", ".join(p["label"] for p in doc["predictions"])
-        print(f"  result {path.name}: {labels}")
+        print(f"  result  {path.name}: {labels}")
+    for path in sorted((work / "results" / "failures").glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        print(f"  failure {path.name}: {doc['code']}: {doc['message']}")
     print(
         f"\nDone. Results in {work / 'results'}; try: .venv/bin/maas predict --store {store} "
         f"--model {MODEL_NAME} '质量很好，推荐'",
