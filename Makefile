@@ -59,5 +59,11 @@ test: install lint typecheck sam-check sam-build
 test-fast: install
 	.venv/bin/python -m pytest -m "not sam"
 
+# The serving path against TensorFlow and the bare interpreter, side by side (bench/harness.py):
+# trains or reuses a model per preset, sam build, moto on 127.0.0.1; ~2.5 min on 2 cores.
+# Table on stdout, JSON + Markdown in bench-results/. `make bench BENCH_ARGS=--quick` is faster.
+bench: install
+	.venv/bin/python bench/harness.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .aws-sam .maas bench-results .pytest_cache .mypy_cache .ruff_cache

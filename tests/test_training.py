@@ -23,6 +23,7 @@ import pytest
 from maas import artifact
 from maas.classifier import Classifier
 from maas.errors import QualityGateFailed
+from maas.store import LocalModel
 from maas.training import quality
 
 pytestmark = pytest.mark.train
@@ -165,8 +166,9 @@ def default_run(request: pytest.FixtureRequest) -> Run:
 
 def test_artifact_is_complete_and_its_files_match_the_manifest(any_run: Run) -> None:
     manifest = any_run.manifest
-    assert {path.name for path in any_run.out.iterdir()} == ARTIFACT_FILES
-    assert set(manifest["files"]) == ARTIFACT_FILES - {"manifest.json"}
+    expected = ARTIFACT_FILES | set(artifact.serving_files(manifest))  # + the buckets' models
+    assert {path.name for path in any_run.out.iterdir()} == expected
+    assert set(manifest["files"]) == expected - {"manifest.json"}
     artifact.verify_files(any_run.out, manifest)  # raises on any sha256 mismatch
     card = (any_run.out / "model-card.md").read_text(encoding="utf-8")
     assert "(confusion-matrix.png)" in card and "(training-curves.png)" in card
@@ -285,6 +287,38 @@ def test_empty_text_gets_a_probability_not_nan(default_run: Run) -> None:
     probabilities = Classifier.from_directory(default_run.out).probabilities(["", "————"])
     assert np.isfinite(probabilities).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+# -- sequence-length buckets ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("run_name", "kind", "lengths"),
+    [("binary_run", "masked", [32, 128]), ("seed_run", "lstm_state", [16, 32, 64])],
+)
+def test_length_buckets_answer_exactly_like_the_full_model(
+    trainings: dict[str, Run], run_name: str, kind: str, lengths: list[int]
+) -> None:
+    """Short texts are read by shorter models (for the seed's pre-padded LSTM: from the state
+    its padding leaves), with the full model's answers, in the Lambda's interpreter; and an
+    artifact without buckets (as written before them) still serves, from the full model."""
+    run = trainings[run_name]
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = run.manifest
+    buckets = manifest["buckets"]
+    assert buckets["kind"] == kind
+    assert [entry["length"] for entry in buckets["models"]] == lengths
+    assert buckets["max_abs_diff"] <= 1e-6
+    bucketed = Classifier.from_directory(run.out)
+    without = {key: value for key, value in manifest.items() if key != "buckets"}
+    full = Classifier(LocalModel("reviews", "1", run.out, without))
+    texts = [*run.labels_of, "", "好"]
+    texts += [text[:n] for text in list(run.labels_of)[:100] for n in (1, 3, 9, 27)]
+    read = {bucketed.read_length(text) for text in texts}
+    assert set(lengths) <= read  # every bucket is exercised
+    assert {full.read_length(text) for text in texts} == {manifest["input"]["shape"][1]}
+    np.testing.assert_array_equal(bucketed.probabilities(texts), full.probabilities(texts))
+    assert bucketed.verify_golden() <= 1e-3 and full.verify_golden() <= 1e-3
 
 
 # -- the seed preset ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -28,6 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from maas import tracing
 from maas.classifier import Classifier
 from maas.errors import InvalidInput, MaasError
 from maas.schemas import (
@@ -43,7 +44,7 @@ from maas.schemas import (
 from maas.service import ModelService
 
 logger = Logger()
-tracer = Tracer()
+tracer = tracing.tracer()  # X-Ray when traced; no SDK import when not
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "maas"))
 app = APIGatewayHttpResolver(enable_validation=True)
 

@@ -12,7 +12,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from maas import tracing
 from maas.classifier import Classifier, Prediction
 from maas.errors import MaasError
 from maas.schemas import (
@@ -36,7 +37,7 @@ from maas.service import ModelService
 from maas.sink import ResultSink
 
 logger = Logger()
-tracer = Tracer()
+tracer = tracing.tracer()  # X-Ray when traced; no SDK import when not
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "maas"))
 # Report every failed message, even when all of a batch fail, instead of failing the invocation.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

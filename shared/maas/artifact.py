@@ -81,6 +81,16 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> Manifest:
     return manifest
 
 
+def serving_files(manifest: Manifest) -> tuple[str, ...]:
+    """SERVING_FILES plus the models of the artifact's sequence-length buckets, if it has any
+    (artifacts written before buckets have none and serve from the one model)."""
+    buckets = manifest.get("buckets") or {}
+    extra = [entry["file"] for entry in buckets.get("models", [])]
+    if buckets.get("step"):
+        extra.append(buckets["step"])
+    return (*SERVING_FILES, *extra)
+
+
 def verify_file(path: str | Path, expected_sha256: str) -> None:
     actual = sha256_file(path)
     if actual != expected_sha256:

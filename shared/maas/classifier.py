@@ -24,6 +24,8 @@ from maas.store import LocalModel, ModelRef, ModelStore
 from maas.tokenizer import Tokenizer
 
 GOLDEN_TOLERANCE = 1e-3
+PAD = 0
+LSTM_STATE = "lstm_state"  # maas.training.export.LSTM_STATE (no TensorFlow import here)
 
 
 def _interpreter_class() -> tuple[Any, str]:
@@ -77,7 +79,72 @@ class Prediction:
         }
 
 
+def _padding_states(step: _Model, count: int) -> list[tuple[Any, Any]]:
+    """The LSTM state (h, c) after 0, 1, ..., count padding steps, by the one-step model."""
+    h0, c0 = (
+        np.zeros(step.interpreter.get_tensor(step.inputs[name]).shape, dtype=np.float32)
+        for name in ("h0", "c0")
+    )
+    states = [(h0, c0)]
+    for _ in range(count):
+        _, h, c = step.run([], True, states[-1])
+        states.append((h, c))
+    return states
+
+
+class _Model:
+    """One interpreter, opened once per process, with a preallocated input buffer."""
+
+    def __init__(self, path: Path, interpreter_class: Any, num_threads: int) -> None:
+        with _native_stderr_silenced():
+            self.interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        details = {d["index"]: d for d in self.interpreter.get_input_details()}
+        self.inputs: dict[str, int] = {}
+        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
+        if self.interpreter.get_signature_list():
+            # tensors by signature name ("ids", "h0", "c0"; outputs "output_0", ... in the
+            # Keras model's order), from a runner that is dropped at once: while one lives,
+            # invoke() refuses to run
+            runner = self.interpreter.get_signature_runner()
+            self.inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
+            self.outputs = [d["index"] for _, d in sorted(runner.get_output_details().items())]
+            del runner
+        self.ids = self.inputs.get("ids", next(iter(details)))
+        self.length = int(details[self.ids]["shape"][1])
+        self.buffer = np.zeros((1, self.length), dtype=np.int32)
+
+    def run(self, ids: list[int], pre: bool, state: tuple[Any, Any] | None = None) -> Any:
+        """Invoke on one text's ids (at most `length`), padded on the given side; returns the
+        outputs (the first is the probabilities). `state`: the LSTM's (h0, c0)."""
+        buffer, interpreter = self.buffer, self.interpreter
+        buffer.fill(PAD)
+        if ids:
+            if pre:
+                buffer[0, self.length - len(ids) :] = ids
+            else:
+                buffer[0, : len(ids)] = ids
+        interpreter.set_tensor(self.ids, buffer)
+        if state is not None:
+            interpreter.set_tensor(self.inputs["h0"], state[0])
+            interpreter.set_tensor(self.inputs["c0"], state[1])
+        interpreter.invoke()
+        return [interpreter.get_tensor(index) for index in self.outputs]
+
+
 class Classifier:
+    """Labels with probabilities for texts: the tokenizer, then TFLite interpreters opened
+    once per process (the model's, and one per sequence-length bucket).
+
+    Sequence-length buckets (an artifact's optional `buckets`; older artifacts have none): a
+    text of n tokens is read by the shortest model of at least n steps instead of the full
+    max_length one, with the same answer (the training job checks it, `maas publish` checks
+    it again through the golden examples). "masked" models ignore padding, so a shorter
+    input is the same model. The pre-padded LSTM ("lstm_state") reads its padding, so a
+    bucket of length B starts from the LSTM state the full model has after max_length - B
+    padding steps, computed here once, at load, with the artifact's one-step model.
+    """
+
     def __init__(self, model: LocalModel, num_threads: int = 1) -> None:
         self.name = model.name
         self.version = model.version
@@ -85,19 +152,31 @@ class Classifier:
         self.labels: list[str] = list(model.manifest["labels"])
         self.tokenizer = Tokenizer.load(model.path / artifact.TOKENIZER)
         interpreter_class, self.runtime = _interpreter_class()
-        with _native_stderr_silenced():
-            self._interpreter = interpreter_class(
-                model_path=str(model.path / artifact.MODEL), num_threads=num_threads
-            )
-            self._interpreter.allocate_tensors()
-        (input_detail,) = self._interpreter.get_input_details()
-        (output_detail,) = self._interpreter.get_output_details()
-        self._input = input_detail["index"]
-        self._output = output_detail["index"]
-        self._length = int(input_detail["shape"][1])
-        self._binary = int(output_detail["shape"][-1]) == 1
+        self._full = _Model(model.path / artifact.MODEL, interpreter_class, num_threads)
+        self._length = self._full.length
+        outputs = self._full.interpreter.get_output_details()
+        self._binary = int(outputs[0]["shape"][-1]) == 1
         if self._binary and len(self.labels) != 2:
             raise ValueError("a single sigmoid output needs exactly two labels")
+        spec = self.tokenizer.spec
+        self._pre = spec.padding == "pre"
+        self._keep_tail = spec.truncating == "pre"
+        # (length, model, LSTM state to start from) by increasing length
+        self._buckets: list[tuple[int, _Model, tuple[Any, Any] | None]] = []
+        buckets = model.manifest.get("buckets") or {}
+        opened = [
+            _Model(model.path / entry["file"], interpreter_class, num_threads)
+            for entry in buckets.get("models", [])
+        ]
+        states: list[tuple[Any, Any]] = []
+        if buckets.get("kind") == LSTM_STATE and opened:
+            step = _Model(model.path / buckets["step"], interpreter_class, num_threads)
+            states = _padding_states(step, self._length - min(m.length for m in opened))
+        for bucket in sorted(opened, key=lambda m: m.length):
+            if bucket.length >= self._length:
+                continue
+            state = states[self._length - bucket.length] if states else None
+            self._buckets.append((bucket.length, bucket, state))
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -114,7 +193,7 @@ class Classifier:
     def from_directory(cls, directory: str | Path) -> Classifier:
         """An unpublished artifact (a training job's output), verified against its manifest."""
         manifest = artifact.read_manifest(directory)
-        artifact.verify_files(directory, manifest, artifact.SERVING_FILES)
+        artifact.verify_files(directory, manifest, artifact.serving_files(manifest))
         name = str(manifest.get("name") or Path(directory).name)
         version = str(manifest.get("version") or "unpublished")
         return cls(LocalModel(name, version, Path(directory), manifest))
@@ -122,16 +201,28 @@ class Classifier:
     # -- prediction ---------------------------------------------------------------------
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Probabilities per label, shape (len(texts), len(labels))."""
-        ids = self.tokenizer.encode(texts, self._length)
         out = np.empty((len(texts), 1 if self._binary else len(self.labels)), dtype=np.float32)
-        interpreter = self._interpreter
-        for row in range(len(texts)):
-            interpreter.set_tensor(self._input, ids[row : row + 1])
-            interpreter.invoke()
-            out[row] = interpreter.get_tensor(self._output)[0]
+        width, keep_tail, pre = self._length, self._keep_tail, self._pre
+        to_ids = self.tokenizer.to_ids
+        for row, text in enumerate(texts):
+            ids = to_ids(text)
+            if len(ids) > width:
+                ids = ids[-width:] if keep_tail else ids[:width]
+            out[row] = self._read(ids, pre)[0][0]
         if self._binary:
             return np.hstack([1.0 - out, out])
         return out
+
+    def _read(self, ids: list[int], pre: bool) -> Any:
+        for length, bucket, state in self._buckets:
+            if len(ids) <= length:
+                return bucket.run(ids, pre, state)
+        return self._full.run(ids, pre)
+
+    def read_length(self, text: str) -> int:
+        """How many steps the model reads for `text`: its bucket's length, or the full one."""
+        n = min(len(self.tokenizer.to_ids(text)), self._length)
+        return next((length for length, _, _ in self._buckets if n <= length), self._length)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         probabilities = self.probabilities(texts)

@@ -13,6 +13,7 @@ is never written twice (the manifest is created with "if none match", on S3 too)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlparse
 
 from maas import artifact
@@ -160,8 +161,10 @@ class LocalBackend:
 
 
 class S3Backend:
-    """An S3 bucket and prefix. boto3 honours AWS_ENDPOINT_URL(_S3), so moto server, MinIO or
-    any S3-compatible server works. The client is created on first use (it costs ~0.3 s)."""
+    """An S3 bucket and prefix. botocore honours AWS_ENDPOINT_URL(_S3), so moto server, MinIO
+    or any S3-compatible server works. The client is created on first use, from botocore
+    itself: importing boto3 and creating its client costs about a third more (boto3 imports
+    its transfer manager for every S3 client), and every cold start on an S3 store pays it."""
 
     def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
@@ -172,9 +175,7 @@ class S3Backend:
     @property
     def client(self) -> S3Client:
         if self._client is None:
-            import boto3  # imported here: the local store and the CLI's help never pay for it
-
-            self._client = boto3.client("s3")
+            self._client = cast("S3Client", _botocore_session().create_client("s3"))
         return self._client
 
     def _key(self, key: str) -> str:
@@ -211,18 +212,24 @@ class S3Backend:
 
     def upload(self, key: str, path: Path, progress: Progress | None = None) -> None:
         from boto3.exceptions import S3UploadFailedError
+        from boto3.s3.transfer import S3Transfer
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:  # the transfer manager: multipart and parallel parts for large files
-            self.client.upload_file(str(path), self.bucket, self._key(key), Callback=progress)
+            transfer = S3Transfer(self.client)
+            transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot upload {path.name} to {self.uri}/{key}: {exc}") from exc
 
     def download(self, key: str, path: Path) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            self.client.download_file(self.bucket, self._key(key), str(path))
+        try:  # one GET (the transfer manager's download_file sends a HEAD first): model
+            # files are a few MB, and a cold start waits for every request
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            with open(path, "wb") as handle:
+                for chunk in body.iter_chunks(1 << 20):
+                    handle.write(chunk)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
                 raise NotFound(key) from exc
@@ -253,6 +260,15 @@ class S3Backend:
         except BotoCoreError as exc:
             raise StoreError(f"cannot reach {self.uri}: {exc}") from exc
         return sorted(names)
+
+
+@functools.cache
+def _botocore_session() -> Any:
+    """One botocore session per process, as boto3's default session: its clients (the model
+    store's, the results sink's) share the parsed service model instead of each loading it."""
+    import botocore.session  # imported here: the local store and the CLI's help never pay
+
+    return botocore.session.get_session()
 
 
 def backend_for(uri: str | Path | None) -> Backend:
@@ -359,28 +375,39 @@ class ModelStore:
         self,
         ref: ModelRef | str,
         cache_dir: str | Path | None = None,
-        files: tuple[str, ...] = artifact.SERVING_FILES,
+        files: tuple[str, ...] | None = None,
     ) -> LocalModel:
-        """Download a version's files into a cache keyed by the manifest's sha256, verifying
-        each file's sha256 on the way; a complete cached copy is reused as is."""
+        """Download a version's files (default: what serving needs, `artifact.serving_files`)
+        into a cache keyed by the manifest's sha256, verifying each file's sha256 on the way;
+        a complete cached copy is reused as is."""
         name, version = self.resolve(ref)
         raw = self.manifest_bytes(name, version)
         manifest = artifact.parse_manifest(raw, f"{name}:{version}")
+        files = files or artifact.serving_files(manifest)
         root = Path(cache_dir or os.environ.get("MAAS_CACHE_DIR") or default_cache_dir())
         target = root / name / artifact.sha256_bytes(raw)
         if (target / ".complete").is_file():
             return LocalModel(name, version, target, manifest)
+        for file in files:
+            if file not in manifest["files"]:
+                raise IntegrityError(f"{name}:{version} lists no {file}")
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".fetch-"))
+
+        def download(file: str) -> None:
+            try:
+                self.backend.download(f"{name}/versions/{version}/{file}", staging / file)
+            except NotFound as exc:
+                raise IntegrityError(f"{name}:{version} lacks {file}") from exc
+            artifact.verify_file(staging / file, manifest["files"][file]["sha256"])
+
+        from concurrent.futures import ThreadPoolExecutor
+
         try:
-            for file in files:
-                if file not in manifest["files"]:
-                    raise IntegrityError(f"{name}:{version} lists no {file}")
-                try:
-                    self.backend.download(f"{name}/versions/{version}/{file}", staging / file)
-                except NotFound as exc:
-                    raise IntegrityError(f"{name}:{version} lacks {file}") from exc
-                artifact.verify_file(staging / file, manifest["files"][file]["sha256"])
+            # the files at once: a cold start waits for the slowest request, not their sum
+            with ThreadPoolExecutor(max_workers=min(len(files), 8)) as pool:
+                for _ in pool.map(download, files):  # re-raises the first failure
+                    pass
             (staging / artifact.MANIFEST).write_bytes(raw)
             (staging / ".complete").touch()
             target.parent.mkdir(parents=True, exist_ok=True)

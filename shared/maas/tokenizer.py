@@ -17,6 +17,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,26 +77,37 @@ class TokenizerSpec:
         return cls(**data)
 
 
-def _no_space_units(run: str, ngrams: Sequence[int]) -> Iterator[str]:
-    # Interleaved by position (c0, c0c1, c1, c1c2, ...) so the order stays meaningful for
-    # sequence models.
-    for i in range(len(run)):
-        for n in ngrams:
-            if i + n <= len(run):
-                yield run[i : i + n]
+def _no_space_units(run: str, ngrams: Sequence[int]) -> list[str]:
+    """The n-grams of a run of a script written without spaces, interleaved by position
+    (c0, c0c1, c1, c1c2, ...) so the order stays meaningful for sequence models."""
+    if ngrams == (1, 2):  # the default, built by C-level slicing instead of a Python loop
+        if len(run) == 1:
+            return [run]
+        units: list[str] = [run] * (2 * len(run) - 1)
+        units[0::2] = run
+        units[1::2] = map(str.__add__, run[:-1], run[1:])
+        return units
+    return [run[i : i + n] for i in range(len(run)) for n in ngrams if i + n <= len(run)]
 
 
-def iter_tokens(text: str, spec: TokenizerSpec) -> Iterator[str]:
-    """Yield the tokens of `text` lazily, in order."""
+def tokens(text: str, spec: TokenizerSpec) -> list[str]:
+    """The tokens of `text`, in order."""
     text = unicodedata.normalize("NFKC", text)
     if spec.lowercase:
         text = text.casefold()
-    for match in _TOKEN_RE.finditer(text):
-        run, word = match.groups()
-        if word is not None:
-            yield word
+    found: list[str] = []
+    ngrams = spec.cjk_ngrams
+    for run, word in _TOKEN_RE.findall(text):
+        if word:
+            found.append(word)
         else:
-            yield from _no_space_units(run, spec.cjk_ngrams)
+            found += _no_space_units(run, ngrams)
+    return found
+
+
+def iter_tokens(text: str, spec: TokenizerSpec) -> Iterator[str]:
+    """Yield the tokens of `text` in order (see `tokens`)."""
+    return iter(tokens(text, spec))
 
 
 @dataclass
@@ -126,20 +138,15 @@ class Tokenizer:
 
     # -- encoding -----------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:
-        return list(iter_tokens(text, self.spec))
+        return tokens(text, self.spec)
 
     def to_ids(self, text: str) -> list[int]:
         """The ids of `text`, truncated to `max_length` on the configured side."""
-        index, limit = self._index, self.spec.max_length
-        tokens = iter_tokens(text, self.spec)
-        if self.spec.truncating == "post":
-            ids: list[int] = []
-            for token in tokens:
-                if len(ids) == limit:
-                    break
-                ids.append(index.get(token, OOV_ID))
-            return ids
-        return [index.get(token, OOV_ID) for token in tokens][-limit:]
+        found, limit = tokens(text, self.spec), self.spec.max_length
+        if len(found) > limit:
+            found = found[:limit] if self.spec.truncating == "post" else found[-limit:]
+        # dict.get(token, OOV_ID) for every token, looped in C
+        return list(map(self._index.get, found, repeat(OOV_ID)))
 
     def encode(self, texts: Sequence[str], length: int | None = None) -> npt.NDArray[np.int32]:
         """A padded int32 matrix of shape (len(texts), length or max_length)."""

@@ -21,7 +21,7 @@ from maas import artifact
 from maas.errors import InvalidInput
 from maas.metrics import classification_report
 from maas.tokenizer import Tokenizer
-from maas.training import quality, splits
+from maas.training import buckets, export, quality, splits
 from maas.training.presets import PRESETS, Preset
 
 
@@ -89,14 +89,20 @@ def build_artifact(
         model, preset, encoded["train"], data.train.y, encoded["validation"], data.validation.y
     )
     float_probabilities = models.probabilities(model, encoded["test"])
-    sizes = export_model(model, directory)
+    plan = export.bucket_plan(preset.architecture, preset.tokenizer)
+    sizes = export_model(model, directory, plan)
     tokenizer.save(directory / artifact.TOKENIZER)
 
     manifest = serving_manifest(data.labels, tokenizer)
     # Preliminary manifest: lets the serving code open (and verify) the model for evaluation.
+    # It names no buckets yet: the evaluation and the golden examples use the full model.
     artifact.write_manifest(directory, manifest)
     evaluation = evaluate(directory, data, float_probabilities, tokenizer, options)
     manifest.update(evaluation)
+    if plan:
+        manifest["buckets"], golden = buckets.check(directory, plan, data.test.texts)
+        known = {example["text"] for example in manifest["golden"]["examples"]}
+        manifest["golden"]["examples"] += [g for g in golden if g["text"] not in known]
     manifest.update(
         preset=preset.name,
         hyperparameters=hyperparameters(preset, options.seed, n_labels, model),
@@ -114,14 +120,16 @@ def build_artifact(
     return artifact.write_manifest(directory, manifest)  # last: it digests every other file
 
 
-def export_model(model: Any, directory: Path) -> dict[str, int]:
-    from maas.training import export
-
+def export_model(
+    model: Any, directory: Path, plan: export.BucketPlan | None = None
+) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as work:
         keras_path = Path(work) / "model.keras"
         model.save(keras_path)
-        exported = export.export(keras_path, Path(work))
+        exported = export.export(keras_path, Path(work), plan)
         shutil.copyfile(exported.quantized_model, directory / artifact.MODEL)
+        for path in exported.bucket_files:
+            shutil.copyfile(path, directory / path.name)
         return {
             "keras_bytes": keras_path.stat().st_size,
             "tflite_float_bytes": exported.float_model.stat().st_size,

@@ -154,13 +154,46 @@ def probabilities(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.hstack([1.0 - raw, raw]) if raw.shape[1] == 1 else raw
 
 
-def fixed_batch_copy(model: keras.Model, batch_size: int = 1) -> keras.Model:
+def fixed_batch_copy(
+    model: keras.Model, batch_size: int = 1, length: int | None = None
+) -> keras.Model:
     """The same model and weights with a static batch dimension: TFLite cannot convert a Keras 3
-    LSTM with a dynamic batch, and the serving input is one text at a time anyway."""
+    LSTM with a dynamic batch, and the serving input is one text at a time anyway. With
+    `length`, the copy reads sequences of that many tokens instead (a length bucket)."""
     config = model.get_config()
     for layer in config["layers"]:
         if layer["class_name"] == "InputLayer":
-            layer["config"]["batch_shape"] = [batch_size, *layer["config"]["batch_shape"][1:]]
+            shape = layer["config"]["batch_shape"]
+            sequence = shape[1:] if length is None else [length, *shape[2:]]
+            layer["config"]["batch_shape"] = [batch_size, *sequence]
     copy = keras.Model.from_config(config)
     copy.set_weights(model.get_weights())
+    return copy
+
+
+def state_copy(model: keras.Model, length: int) -> keras.Model:
+    """The LSTM model (Embedding -> LSTM -> Dense head, as `build` makes it) continued from a
+    given LSTM state: inputs ids (1, length), h0 and c0 (1, units); outputs, in this order, the
+    head's probabilities and the LSTM's final h and c. Same layers, same weights.
+
+    The seed's LSTM reads its padding (pre-padded, no mask), so a shorter input is not the
+    same model. But the padding comes first: started from the state the full model reaches
+    after its leading padding, a `length`-step copy reads exactly the steps the full model
+    would read next, and answers the same, while skipping the padding steps."""
+    embedding, lstm, head = (
+        next(layer for layer in model.layers if isinstance(layer, kind))
+        for kind in (layers.Embedding, layers.LSTM, layers.Dense)
+    )
+    ids = keras.Input(shape=(length,), batch_size=1, dtype="int32", name="ids")
+    h0 = keras.Input(shape=(lstm.units,), batch_size=1, name="h0")
+    c0 = keras.Input(shape=(lstm.units,), batch_size=1, name="c0")
+    copies = (
+        layers.Embedding.from_config(embedding.get_config()),
+        layers.LSTM.from_config({**lstm.get_config(), "return_state": True}),
+        layers.Dense.from_config(head.get_config()),
+    )
+    sequence, h, c = copies[1](copies[0](ids), initial_state=[h0, c0])
+    copy = keras.Model([ids, h0, c0], [copies[2](sequence), h, c])
+    for layer, original in zip(copies, (embedding, lstm, head), strict=True):
+        layer.set_weights(original.get_weights())
     return copy
