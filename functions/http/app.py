@@ -30,7 +30,14 @@ from pydantic import BaseModel
 
 from maas import tracing
 from maas.classifier import Classifier
-from maas.errors import InvalidInput, MaasError
+from maas.errors import (
+    InternalError,
+    InvalidInput,
+    MaasError,
+    MethodNotAllowed,
+    RouteNotFound,
+    UnsupportedMediaType,
+)
 from maas.schemas import (
     ErrorResponse,
     HealthResponse,
@@ -142,26 +149,6 @@ def openapi() -> Response[str]:
 
 
 # ---------------------------------------------------------------------------------- errors
-class UnsupportedMediaType(InvalidInput):
-    code = "unsupported_media_type"
-    status = 415
-
-
-class RouteNotFound(MaasError):
-    code = "route_not_found"
-    status = 404
-
-
-class MethodNotAllowed(MaasError):
-    code = "method_not_allowed"
-    status = 405
-
-
-class InternalError(MaasError):
-    code = "internal_error"
-    status = 500
-
-
 def _error(error: MaasError) -> Response[dict[str, Any]]:
     if error.status < 500:
         metrics.add_metric("ClientErrors", MetricUnit.Count, 1)

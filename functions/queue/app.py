@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from maas import tracing
 from maas.classifier import Classifier, Prediction
-from maas.errors import MaasError
+from maas.errors import InternalError, MaasError
 from maas.schemas import (
     PredictResponse,
     QueueFailure,
@@ -41,12 +41,6 @@ tracer = tracing.tracer()  # X-Ray when traced; no SDK import when not
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "maas"))
 # Report every failed message, even when all of a batch fail, instead of failing the invocation.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-class InternalError(MaasError):
-    """Anything that is not a MaasError: a bug, reported with its type and message."""
-
-    code = "internal_error"
 
 
 def _record_load(classifier: Classifier, seconds: float) -> None:

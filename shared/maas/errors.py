@@ -76,3 +76,25 @@ class GoldenMismatch(MaasError):
 
     code = "golden_mismatch"
     status = 500
+
+
+class InternalError(MaasError):
+    """Anything that is not a MaasError: a bug, reported with its type and message."""
+
+    code = "internal_error"
+    status = 500
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class RouteNotFound(MaasError):
+    code = "route_not_found"
+    status = 404
+
+
+class MethodNotAllowed(MaasError):
+    code = "method_not_allowed"
+    status = 405
