@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Keep TensorFlow's C++ start-up chatter off stderr, where the epoch log and errors go.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
