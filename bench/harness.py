@@ -35,7 +35,6 @@ import csv
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import subprocess
@@ -53,7 +52,7 @@ sys.path.insert(0, str(BENCH))
 
 import bundle  # noqa: E402
 import report  # noqa: E402
-from throughput import moto_server  # noqa: E402
+from throughput import machine, moto_server  # noqa: E402
 
 DATA = REPO / "data" / "reviews-zh" / "reviews.csv"
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
@@ -438,23 +437,6 @@ def model_facts(model: Model) -> dict[str, Any]:
         "tflite_bytes": (model.artifact / "model.tflite").stat().st_size,
         "keras_bytes": model.keras.stat().st_size,
         "accuracy": manifest.get("metrics", {}).get("quantized", {}).get("accuracy"),
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "python": platform.python_version(),
     }
 
 

@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": args.command,
         "train_command": train_command,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine(),
         "texts": len(texts),
         "messages": len(record.messages),
         "invocations": len(source.invocations) // args.repeat,
@@ -290,7 +290,7 @@ def _model_facts(model_dir: Path) -> dict[str, Any]:
     }
 
 
-def _machine() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
     import numpy
     import tflite_runtime
 
@@ -305,6 +305,7 @@ def _machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
         "python": platform.python_version(),
         "tflite_runtime": tflite_runtime.__version__,
         "numpy": numpy.__version__,
