@@ -13,7 +13,7 @@ values come from the `--env-vars` file, like every other local value. Everything
 layer, handlers, memory, timeouts - is the build as `sam build` made it.
 
 Why infra/docker/sam-hostnet: SAM CLI 1.170 ignores `--docker-network host`, and our Docker
-engine has no bridge network (infra/NOTES-for-lead.md, "Surprises").
+engine has no bridge network (infra/NOTES.md, "Surprises").
 """
 
 from __future__ import annotations
