@@ -13,6 +13,7 @@ is never written twice (the manifest is created with "if none match", on S3 too)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -21,7 +22,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,72 +182,63 @@ class S3Backend:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def read(self, key: str) -> bytes:
+    @contextlib.contextmanager
+    def _errors(self, action: str, key: str) -> Iterator[None]:
+        """S3's errors in the store's terms: a missing key is NotFound, a failed "if none
+        match" a VersionConflict, anything else a StoreError naming what failed."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return response["Body"].read()
+            yield
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+            code = exc.response["Error"]["Code"]
+            if code in ("NoSuchKey", "404", "NotFound"):
                 raise NotFound(key) from exc
-            raise StoreError(f"cannot read {self.uri}/{key}: {exc}") from exc
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise VersionConflict(f"{key} already exists") from exc
+            raise StoreError(f"cannot {action} {self.uri}/{key}: {exc}") from exc
+        except S3UploadFailedError as exc:
+            raise StoreError(f"cannot {action} {self.uri}/{key}: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"cannot reach {self.uri}: {exc}") from exc
+
+    def read(self, key: str) -> bytes:
+        with self._errors("read", key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            data: bytes = response["Body"].read()
+        return data
 
     def write(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
-        try:
+        with self._errors("write", key):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in (
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
-            ):
-                raise VersionConflict(f"{key} already exists") from exc
-            raise StoreError(f"cannot write {self.uri}/{key}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"cannot reach {self.uri}: {exc}") from exc
 
     def upload(self, key: str, path: Path, progress: Progress | None = None) -> None:
-        from boto3.exceptions import S3UploadFailedError
         from boto3.s3.transfer import S3Transfer
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        try:  # the transfer manager: multipart and parallel parts for large files
+        with self._errors(f"upload {path.name} to", key):
+            # the transfer manager: multipart and parallel parts for large files
             transfer = S3Transfer(self.client)
             transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
-        except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
-            raise StoreError(f"cannot upload {path.name} to {self.uri}/{key}: {exc}") from exc
 
     def download(self, key: str, path: Path) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:  # one GET (the transfer manager's download_file sends a HEAD first): model
-            # files are a few MB, and a cold start waits for every request
+        # One GET (the transfer manager's download_file sends a HEAD first): model files are a
+        # few MB, and a cold start waits for every request.
+        with self._errors("download", key):
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
             with open(path, "wb") as handle:
                 for chunk in body.iter_chunks(1 << 20):
                     handle.write(chunk)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
-                raise NotFound(key) from exc
-            raise StoreError(f"cannot download {self.uri}/{key}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"cannot reach {self.uri}: {exc}") from exc
 
     def children(self, prefix: str) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         base = (
             self._key(prefix.rstrip("/")) + "/"
             if prefix
             else (self.prefix + "/" if self.prefix else "")
         )
         names: set[str] = set()
-        try:
+        with self._errors("list", prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=base, Delimiter="/"
             )
@@ -255,10 +247,6 @@ class S3Backend:
                     p["Prefix"][len(base) :].rstrip("/") for p in page.get("CommonPrefixes", [])
                 )
                 names.update(o["Key"][len(base) :] for o in page.get("Contents", []))
-        except ClientError as exc:
-            raise StoreError(f"cannot list {self.uri}/{prefix}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"cannot reach {self.uri}: {exc}") from exc
         return sorted(names)
 
 
