@@ -42,15 +42,15 @@ def peak_rss_mib() -> float:
 
 
 def lambda_context() -> Any:
-    from maas.lambda_local import lambda_context
+    from maas.local.lambda_runtime import lambda_context
 
     return lambda_context("bench", timeout_ms=3_600_000)  # one for many invocations
 
 
 def import_handler(function_dir: str) -> Any:
     """Import the function's app.py afresh, as a new Lambda process does (the layer's own
-    maas.lambda_local, so nothing outside the bundle is imported)."""
-    from maas.lambda_local import load_function
+    maas.local.lambda_runtime, so nothing outside the bundle is imported)."""
+    from maas.local.lambda_runtime import load_function
 
     return load_function(Path(function_dir) / "app.py")
 
@@ -75,6 +75,7 @@ class Probes:
 
     def wrap(self, owner: Any, attribute: str, name: str) -> None:
         original = owner.__dict__[attribute]
+        rewrap: Callable[[Any], Any]
         if isinstance(original, property):
             function, rewrap = original.fget, property
         elif isinstance(original, classmethod):
@@ -101,15 +102,19 @@ class Probes:
 
 
 def install_probes() -> Probes:
-    from maas import classifier, service, store, tokenizer
+    from maas.core.classifier import Classifier
+    from maas.core.tokenizer import Tokenizer
+    from maas.service.models import ModelService
+    from maas.store.backends import S3Backend
+    from maas.store.registry import ModelStore
 
     probes = Probes()
-    probes.wrap(service.ModelService, "classifier", "model_load")
-    probes.wrap(store.S3Backend, "client", "client")
-    probes.wrap(store.ModelStore, "resolve", "resolve")
-    probes.wrap(store.ModelStore, "fetch", "fetch")
-    probes.wrap(classifier.Classifier, "__init__", "classifier_open")
-    probes.wrap(tokenizer.Tokenizer, "load", "tokenizer_load")
+    probes.wrap(ModelService, "classifier", "model_load")
+    probes.wrap(S3Backend, "client", "client")
+    probes.wrap(ModelStore, "resolve", "resolve")
+    probes.wrap(ModelStore, "fetch", "fetch")
+    probes.wrap(Classifier, "__init__", "classifier_open")
+    probes.wrap(Tokenizer, "load", "tokenizer_load")
     return probes
 
 
@@ -176,7 +181,7 @@ def cold_keras(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from maas.tokenizer import Tokenizer
+    from maas.core.tokenizer import Tokenizer
     from maas.training import models  # noqa: F401  (registers the custom layer)
 
     imported = time.perf_counter()
@@ -225,7 +230,7 @@ class BareFloor:
     def __init__(self, model_dir: Path) -> None:
         from tflite_runtime.interpreter import Interpreter
 
-        from maas.tokenizer import Tokenizer
+        from maas.core.tokenizer import Tokenizer
 
         self.tokenizer = Tokenizer.load(model_dir / "tokenizer.json")
         self.interpreter = Interpreter(model_path=str(model_dir / "model.tflite"), num_threads=1)
@@ -294,7 +299,7 @@ def warm_keras(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from maas.tokenizer import Tokenizer
+    from maas.core.tokenizer import Tokenizer
     from maas.training import models  # noqa: F401
 
     texts = json.loads(Path(args.texts).read_text(encoding="utf-8"))

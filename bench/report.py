@@ -46,8 +46,10 @@ def spread(values: list[float]) -> dict[str, float]:
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {"presets": {}, "targets": {}}
     for preset, data in results["presets"].items():
-        summary["presets"][preset] = s = {}
-        s["cold"] = cold = {}
+        s: dict[str, Any] = {}
+        cold: dict[str, Any] = {}
+        summary["presets"][preset] = s
+        s["cold"] = cold
         for variant, runs in data["cold"].items():
             cold[variant] = {
                 key: spread([r[key] for r in runs])
@@ -59,7 +61,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             ours = [r["total_s"] for r in data["cold"][variant]]
             cold[variant]["tf_ratio"] = ratio(tf, ours)
 
-        s["warm"] = warm = {}
+        warm: dict[str, Any] = {}
+        s["warm"] = warm
         for series, rounds in [*data["warm"]["rounds"].items(), *data["keras"]["rounds"].items()]:
             warm[series] = {
                 "p50_ms": spread([r["p50_ms"] for r in rounds]),

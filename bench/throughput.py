@@ -2,11 +2,15 @@
 against the bare interpreter as the floor. A benchmark, not a test.
 
     .venv/bin/python bench/throughput.py [--texts 100000] [--model-dir DIR] [--out bench-results]
+    .venv/bin/python bench/throughput.py --quick --model-dir DIR   # 2,000 texts, one round
+
+`--quick` is what `make test` runs (tests/test_bench.py): the whole path, exact accounting,
+no figures worth quoting.
 
 The stack is local and on loopback only: moto server (SQS with a DLQ, S3 for the model store
 and the results) in its own process, and the real queue function (functions/queue/app.py) run
-in this process by the local event source mapping (`maas.localqueue`, batch size 25 as in the
-template). The texts are the real Chinese reviews in data/reviews-zh/reviews.csv, repeated.
+in this process by the local event source mapping (`maas.local.event_source`, batch size 25 as
+in the template). The texts are the real Chinese reviews in data/reviews-zh/reviews.csv, repeated.
 
 Measured, each on the same texts:
 - floor: tflite-runtime Interpreter + the maas tokenizer, one invoke per text, no handler;
@@ -40,13 +44,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from maas.core.limits import MAX_TEXTS_PER_MESSAGE
+
 REPO = Path(__file__).resolve().parent.parent
 REVIEWS = REPO / "data" / "reviews-zh" / "reviews.csv"
 QUEUE_APP = REPO / "functions" / "queue" / "app.py"
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 T = TypeVar("T")
 BATCH_SIZE = 25  # the template's BatchSize
-TEXTS_PER_MESSAGE = 1000  # the template's QueueMaxTextsPerMessage
+TEXTS_PER_MESSAGE = MAX_TEXTS_PER_MESSAGE  # the template's QueueMaxTextsPerMessage
+QUICK_TEXTS = 2000
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -148,8 +155,8 @@ def bare_interpreter(model_dir: Path, texts: list[str]) -> Callable[[], None]:
     """tflite-runtime Interpreter + the maas tokenizer, batch-1 invokes, nothing else."""
     from tflite_runtime.interpreter import Interpreter
 
-    from maas import artifact
-    from maas.tokenizer import Tokenizer
+    from maas.core import manifest as artifact
+    from maas.core.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.load(model_dir / artifact.TOKENIZER)
     interpreter = Interpreter(model_path=str(model_dir / artifact.MODEL), num_threads=1)
@@ -197,14 +204,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         MAAS_CACHE_DIR=str(work / "cache"),
         MAAS_MAX_TEXTS=str(TEXTS_PER_MESSAGE),
     )
-    from maas import batch
-    from maas.classifier import Classifier
-    from maas.localqueue import EventSource, create_queue, load_function
+    from maas.client import batch
+    from maas.core.classifier import Classifier
+    from maas.local.event_source import EventSource, create_queue
+    from maas.local.lambda_runtime import load_function
     from maas.store import ModelStore
 
     print(f"{args.texts} texts; model {model_dir}", file=sys.stderr)
     floor = bare_interpreter(model_dir, texts)
-    classifier = Classifier.from_directory(model_dir)
+    classifier = Classifier.open(model_dir)
 
     def classify() -> None:
         for start in range(0, len(texts), TEXTS_PER_MESSAGE):
@@ -345,13 +353,20 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--texts", type=int, default=100_000)
+    parser.add_argument("--texts", type=int, help="texts to classify (default: 100,000)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_TEXTS:,} texts, one round: a smoke run"
+    )
     parser.add_argument("--model-dir", type=Path, help="a trained artifact (default: train one)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds; the table shows each phase's best"
     )
     args = parser.parse_args()
+    if args.texts is None:
+        args.texts = QUICK_TEXTS if args.quick else 100_000
+    if args.quick:
+        args.repeat = 1
     args.command = " ".join([".venv/bin/python", "bench/throughput.py", *sys.argv[1:]])
     result = run(args)
     text = table(result)

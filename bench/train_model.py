@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         model.save(keras_out)
         return sizes
 
-    job.export_model = export_and_keep  # type: ignore[assignment]
+    job.export_model = export_and_keep
     status = cli.main(argv[1:])
     if status == 0 and not keras_out.is_file():
         print("bench: the training job did not export through job.export_model", file=sys.stderr)

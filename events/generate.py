@@ -85,7 +85,7 @@ HTTP: dict[str, tuple[str, str, str, Any]] = {
     ),
 }
 
-GOOD = [
+GOOD: list[dict[str, Any]] = [
     {"id": "review-0001", "batch": "demo", "text": POSITIVE},
     {"id": "review-0002", "batch": "demo", "texts": [NEGATIVE, POSITIVE_2]},
     {"id": "review-0003", "batch": "demo", "text": NEGATIVE_2, "model": f"{MODEL}@production"},

@@ -1,4 +1,4 @@
-# SAM CLI and the local Docker engine (issue 3). Included by the top Makefile:
+# SAM CLI and the local Docker engine. Included by the top Makefile:
 #
 #   include infra/sam.mk
 #

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from conftest import REVIEWS, sample_rows
 
-from maas import batch
-from maas.classifier import Classifier
 from maas.cli import main
+from maas.client import batch
+from maas.client.sqs import Sender
+from maas.core.limits import SQS_MAX_MESSAGE_BYTES
 from maas.errors import MaasError
-from maas.lambda_local import load_function
-from maas.localqueue import EventSource, create_queue
+from maas.local.event_source import EventSource, create_queue
+from maas.local.lambda_runtime import load_function
 from maas.store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,7 +173,7 @@ def test_submit_status_results_end_to_end(
         "reason": "the text is empty or only whitespace",
     }
     assert got[9]["error"] == "text_too_long"
-    classifier = Classifier.from_store("reviews", stack.store, tmp_path / "cache")
+    classifier = ModelStore.open(stack.store).fetch("reviews", tmp_path / "cache").open()
     sent = [r for r in rows if r["id"] not in ("r0005", "r0009")]
     predictions = classifier.predict([r["text"] for r in sent])
     expected = dict(zip([r["id"] for r in sent], predictions, strict=True))
@@ -278,7 +279,7 @@ class RecordingSQS:
 
 
 def bodies_in_queue(stack: Stack) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     while True:
         messages = stack.sqs.receive_message(
             QueueUrl=stack.queue, MaxNumberOfMessages=10, VisibilityTimeout=300
@@ -291,17 +292,17 @@ def bodies_in_queue(stack: Stack) -> list[dict[str, Any]]:
 def test_a_large_input_is_split_within_sqs_limits(stack: Stack, tmp_path: Path) -> None:
     rows = [{"id": f"big-{i}", **row} for i, row in enumerate(reviews(3000, seed=11))]
     data = write_rows(tmp_path / "big.csv", rows)
-    assert data.stat().st_size > 2 * batch.SQS_MAX_BYTES
-    client = RecordingSQS(stack.sqs)
+    assert data.stat().st_size > 2 * SQS_MAX_MESSAGE_BYTES
+    client: Any = RecordingSQS(stack.sqs)
     record = batch.submit(data, stack.queue, client=client, texts_per_message=1500)
 
     bodies = [entry["MessageBody"] for call in client.calls for entry in call]
     sizes = [len(body.encode("utf-8")) for body in bodies]
-    assert all(size <= batch.SQS_MAX_BYTES for size in sizes)
-    assert min(sizes[:-1]) > 0.98 * batch.SQS_MAX_BYTES, "packed up to the limit"
+    assert all(size <= SQS_MAX_MESSAGE_BYTES for size in sizes)
+    assert min(sizes[:-1]) > 0.98 * SQS_MAX_MESSAGE_BYTES, "packed up to the limit"
     for call in client.calls:
         assert len(call) <= 10
-        assert sum(len(e["MessageBody"].encode("utf-8")) for e in call) <= batch.SQS_MAX_BYTES
+        assert sum(len(e["MessageBody"].encode("utf-8")) for e in call) <= SQS_MAX_MESSAGE_BYTES
     messages = sorted(bodies_in_queue(stack), key=lambda m: m["id"])
     assert len(messages) == len(record.messages) == len(bodies) == 3
     assert all(len(m["texts"]) <= 1500 for m in messages)
@@ -321,7 +322,7 @@ def test_texts_per_message_is_capped(stack: Stack, tmp_path: Path) -> None:
 
 def test_partial_send_failures_are_retried(stack: Stack, tmp_path: Path) -> None:
     data = write_rows(tmp_path / "input.csv", [{"text": f"第{i}条 很好"} for i in range(300)])
-    client = RecordingSQS(stack.sqs, fail=3)
+    client: Any = RecordingSQS(stack.sqs, fail=3)
     record = batch.submit(data, stack.queue, client=client, texts_per_message=10, backoff=0.01)
     assert record.complete and len(record.messages) == 30
     assert [len(call) for call in client.calls] == [10, 2, 2, 2, 10, 10], "the failed two, 3 times"
@@ -331,7 +332,8 @@ def test_partial_send_failures_are_retried(stack: Stack, tmp_path: Path) -> None
 
 def test_the_sender_backs_off_and_gives_up(stack: Stack) -> None:
     sleeps: list[float] = []
-    sender = batch.Sender(RecordingSQS(stack.sqs, fail=99), stack.queue, sleep=sleeps.append)
+    recording: Any = RecordingSQS(stack.sqs, fail=99)
+    sender = Sender(recording, stack.queue, sleep=sleeps.append)
     sent: list[str] = []
     with pytest.raises(MaasError, match="2 messages still failing after 8 attempts"):
         sender.send_all([(f"m{i}", "{}") for i in range(5)], lambda key, _: sent.append(key))
@@ -341,7 +343,7 @@ def test_the_sender_backs_off_and_gives_up(stack: Stack) -> None:
 
 def test_a_refused_message_is_not_retried(stack: Stack, tmp_path: Path) -> None:
     data = write_rows(tmp_path / "input.csv", [{"text": "好"}] * 30)
-    client = RecordingSQS(stack.sqs, fail=1, sender_fault=True)
+    client: Any = RecordingSQS(stack.sqs, fail=1, sender_fault=True)
     with pytest.raises(MaasError, match=r"refused message .*-000001: InternalError"):
         batch.submit(data, stack.queue, client=client, texts_per_message=2)
     assert len(client.calls) == 1

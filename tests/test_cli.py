@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import PACKAGES, sample_rows, write_csv
 
-from maas import artifact
+from maas.core import manifest as artifact
 
 MAAS = str(Path(sys.executable).with_name("maas"))
 
@@ -161,8 +161,9 @@ def test_publish_refuses_a_failed_quality_gate_unless_overridden(
 ) -> None:
     degraded = shutil.copytree(trained_model, tmp_path / "degraded")
     manifest = artifact.read_manifest(degraded)
-    manifest["quality_gate"] = dict(manifest["quality_gate"], passed=False, accuracy_drop=0.05)
-    artifact.write_manifest(degraded, manifest)
+    assert manifest.quality_gate is not None
+    gate = manifest.quality_gate.model_copy(update={"passed": False, "accuracy_drop": 0.05})
+    artifact.write_manifest(degraded, manifest.updated(quality_gate=gate))
     line = one_line_error(maas("publish", str(degraded), "--store", store, "--name", "m"))
     assert "5.00 accuracy points below float" in line and "--allow-quality-drop" in line
     forced = maas("publish", str(degraded), "--store", store, "--name", "m", "--allow-quality-drop")
@@ -174,9 +175,10 @@ def test_publish_refuses_golden_examples_the_runtime_does_not_reproduce(
 ) -> None:
     wrong = shutil.copytree(trained_model, tmp_path / "wrong")
     manifest = artifact.read_manifest(wrong)
-    example = manifest["golden"]["examples"][0]
-    example["probabilities"] = [1 - p for p in example["probabilities"]]
-    artifact.write_manifest(wrong, manifest)
+    first, *rest = manifest.golden.examples
+    inverted = first.model_copy(update={"probabilities": [1 - p for p in first.probabilities]})
+    golden = manifest.golden.model_copy(update={"examples": [inverted, *rest]})
+    artifact.write_manifest(wrong, manifest.updated(golden=golden))
     assert "does not reproduce the golden examples" in one_line_error(
         maas("publish", str(wrong), "--store", store, "--name", "m")
     )

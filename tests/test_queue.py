@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from maas.errors import StoreError
-from maas.lambda_local import lambda_context, load_event, load_function
-from maas.sink import ResultSink
+from maas.local.lambda_runtime import lambda_context, load_event, load_function
+from maas.service.sink import ResultSink
 from maas.store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,7 +211,7 @@ def test_a_duplicate_id_within_one_batch_counts_once(handle: Handle, sink: Resul
         ({"id": "p-1", "texts": "好"}, "wrong_type", "p-1"),
         ({"id": "p-1", "text": "  "}, "empty_text", "p-1"),
         ({"id": "p-1", "text": "好" * 10_001}, "text_too_long", "p-1"),
-        ({"id": "p-1", "texts": ["好"] * 65}, "too_many_texts", "p-1"),
+        ({"id": "p-1", "texts": ["好"] * 1001}, "too_many_texts", "p-1"),
         ({"id": "p-1", "text": "好", "texts": ["好"]}, "both_text_and_texts", "p-1"),
         ({"id": "p-1", "txt": "好"}, "unknown_field", "p-1"),
         ({"id": "../etc/passwd", "text": "好"}, "invalid_id", None),
@@ -271,7 +271,7 @@ def test_logs_carry_ids_and_codes_never_texts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     log = io.StringIO()
-    monkeypatch.setattr(app.logger.registered_handler, "stream", log)
+    monkeypatch.setattr(app.function.logger.registered_handler, "stream", log)
     secret = "这是一条非常私密的评论内容，绝对不能出现在日志里"
     handle(batch({"id": "s-1", "text": secret}, {"id": "s-2", "texts": [secret, 5]}, secret))
     assert secret[:4] not in log.getvalue()
@@ -289,7 +289,7 @@ def test_logs_carry_ids_and_codes_never_texts(
 def test_the_sink_failing_for_some_messages_retries_only_those(
     app: ModuleType, handle: Handle, sink: ResultSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_put = app.sink.put_result
+    real_put = app.function.sink.put_result
 
     def flaky_put(message_id: str, doc: dict[str, Any]) -> bool:
         if message_id in ("f-2", "f-4"):
@@ -297,7 +297,7 @@ def test_the_sink_failing_for_some_messages_retries_only_those(
         result: bool = real_put(message_id, doc)
         return result
 
-    monkeypatch.setattr(app.sink, "put_result", flaky_put)
+    monkeypatch.setattr(app.function.sink, "put_result", flaky_put)
     ev = batch(*({"id": f"f-{n}", "text": "很好"} for n in range(1, 6)))
     failed = failed_ids(handle(ev))
     assert failed == {ev["Records"][1]["messageId"], ev["Records"][3]["messageId"]}
@@ -305,7 +305,8 @@ def test_the_sink_failing_for_some_messages_retries_only_those(
     failure = sink.get_failure("f-2")
     assert failure is not None and failure["code"] == "store_error" and failure["retryable"]
 
-    monkeypatch.setattr(app.sink, "put_result", real_put)  # S3 recovers; SQS redelivers those
+    # S3 recovers; SQS redelivers those
+    monkeypatch.setattr(app.function.sink, "put_result", real_put)
     assert handle(redelivered(ev, only=failed)) == {"batchItemFailures": []}
     assert sink.list_results() == ["f-1", "f-2", "f-3", "f-4", "f-5"]
 
@@ -316,9 +317,9 @@ def test_a_sink_that_is_down_still_reports_every_message(
     def down(*args: Any, **kwargs: Any) -> None:
         raise StoreError("cannot reach the results bucket")
 
-    monkeypatch.setattr(app.sink.backend, "write", down)
+    monkeypatch.setattr(app.function.sink.backend, "write", down)
     log = io.StringIO()
-    monkeypatch.setattr(app.logger.registered_handler, "stream", log)
+    monkeypatch.setattr(app.function.logger.registered_handler, "stream", log)
     ev = batch({"id": "d-1", "text": "很好"}, "poison")
     assert failed_ids(handle(ev)) == set(message_ids(ev)), "nothing is dropped"
     assert log.getvalue().count("could not record the failure") == 2
@@ -330,7 +331,7 @@ def test_an_unexpected_error_is_a_retryable_failure(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("interpreter exploded")
 
-    monkeypatch.setattr(app.service, "predict", broken)
+    monkeypatch.setattr(app.function.service, "predict", broken)
     ev = batch({"id": "u-1", "text": "很好"})
     assert failed_ids(handle(ev)) == set(message_ids(ev))
     failure = sink.get_failure("u-1")
@@ -417,7 +418,10 @@ def test_s3_sink_keys_live_under_its_prefix(sink: ResultSink, results_uri: str) 
     assert sorted(keys) == ["batch/failures/k-2.json", "batch/results/k-1.json"]
 
 
-def test_sink_defaults_to_maas_results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("MAAS_RESULTS", str(tmp_path / "from-env"))
-    ResultSink().put_result("e-1", {})
+def test_the_function_writes_where_maas_results_says(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.setenv("MAAS_RESULTS", str(tmp_path / "from-env"))
+    app = load_function("queue")
+    app.handler(batch({"id": "e-1", "text": "很好"}), lambda_context())
     assert (tmp_path / "from-env" / "results" / "e-1.json").is_file()

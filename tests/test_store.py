@@ -10,7 +10,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from maas import artifact
+from maas.core import manifest as artifact
+from maas.core.tokenizer import TokenizerSpec
 from maas.errors import IntegrityError, InvalidModelRef, ModelNotFound, StoreError, VersionConflict
 from maas.store import LocalBackend, ModelRef, ModelStore, S3Backend, backend_for
 
@@ -21,16 +22,13 @@ def make_artifact(directory: Path, payload: bytes = b"model-bytes") -> Path:
     (directory / artifact.MODEL).write_bytes(payload)
     (directory / artifact.TOKENIZER).write_text('{"format": "maas.tokenizer/1"}')
     (directory / "model-card.md").write_text("# card\n")
-    artifact.write_manifest(
-        directory,
-        {
-            "labels": ["a", "b"],
-            "task": "binary",
-            "input": {},
-            "tokenizer": {},
-            "golden": {"examples": []},
-        },
+    manifest = artifact.Manifest(
+        labels=["a", "b"],
+        task="binary",
+        input=artifact.TensorSpec(dtype="int32", shape=[1, 100]),
+        tokenizer=TokenizerSpec(),
     )
+    artifact.write_manifest(directory, manifest)
     return directory
 
 
@@ -59,7 +57,7 @@ def test_publish_list_resolve_and_fetch(store: ModelStore, tmp_path: Path) -> No
 
     local = store.fetch("reviews@staging", tmp_path / "cache")
     assert (local.path / artifact.MODEL).read_bytes() == b"two"
-    assert local.manifest["name"] == "reviews" and local.manifest["version"] == "2"
+    assert local.manifest.name == "reviews" and local.manifest.version == "2"
     assert not (local.path / "model-card.md").exists(), "serving fetches only what it needs"
     # a second fetch reuses the verified copy
     assert store.fetch("reviews:2", tmp_path / "cache").path == local.path
@@ -69,7 +67,7 @@ def test_versions_are_immutable(store: ModelStore, tmp_path: Path) -> None:
     store.publish(make_artifact(tmp_path / "a"), "m")
     with pytest.raises(VersionConflict):
         store.backend.write("m/versions/1/manifest.json", b"{}", exclusive=True)
-    assert store.manifest("m", "1")["version"] == "1"
+    assert store.manifest("m", "1").version == "1"
 
 
 def test_unknown_models_versions_and_aliases(store: ModelStore, tmp_path: Path) -> None:
@@ -116,8 +114,8 @@ def test_publish_writes_the_manifest_last(tmp_path: Path) -> None:
         order.append(key.rsplit("/", 1)[1])
         write(key, data, exclusive=exclusive)
 
-    backend.upload = record_upload  # type: ignore[method-assign]
-    backend.write = record_write  # type: ignore[method-assign]
+    backend.upload = record_upload
+    backend.write = record_write
     ModelStore(backend).publish(make_artifact(tmp_path / "a"), "m")
     assert order[0] == ".claim" and order[-1] == "manifest.json"
     assert set(order[1:-1]) == {"model.tflite", "tokenizer.json", "model-card.md"}

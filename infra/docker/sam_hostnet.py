@@ -67,8 +67,8 @@ def _docker_create_without_ports_on_host(
     return _original_docker_create(self, image, command, **kwargs)
 
 
-Container.create = _create_on_host_network  # type: ignore[method-assign]
-ContainerCollection.create = _docker_create_without_ports_on_host  # type: ignore[method-assign]
+Container.create = _create_on_host_network
+ContainerCollection.create = _docker_create_without_ports_on_host
 
 
 def main() -> int:

@@ -1,15 +1,86 @@
-"""Errors users can act on: a stable code, a clear message and the HTTP status that fits."""
+"""Every error maas raises on purpose, in one place.
+
+    MaasError                      base: a stable `code` (ErrorCode) and a message for people
+    ├── InvalidInput               the caller's input cannot be used (never retryable)
+    │   ├── InvalidJson            a body that is not JSON, or not UTF-8
+    │   ├── UnsupportedMediaType   a body that is not application/json
+    │   ├── BadData                a data file given to the CLI or the training job
+    │   └── BatchError             a batch the client cannot follow (unknown id, lost records)
+    ├── InvalidModelRef            not NAME, NAME@ALIAS or NAME:VERSION
+    ├── ModelNotFound              no such model, version or alias
+    ├── RouteNotFound              no such HTTP route
+    ├── MethodNotAllowed           a route that exists, with another method
+    ├── VersionConflict            a write-once object exists already
+    ├── QualityGateFailed          the quantized model lost too much accuracy
+    ├── ModelRejected              a model that fails its own checks
+    │   ├── IntegrityError         a file that does not match its manifest's sha256
+    │   └── GoldenMismatch         the runtime does not reproduce the golden examples
+    ├── StoreError                 the model store or the results sink is unreachable (retryable)
+    ├── QueueError                 SQS refused or is unreachable (retryable)
+    ├── ExportFailed               the TFLite conversion failed
+    ├── ConfigurationError         a setting (environment variable) that cannot be used
+    └── InternalError              anything else: a bug (retryable: it may be transient)
+
+One more, not a MaasError: `NotFound`, a key missing from a store's backend, which the store
+turns into ModelNotFound or IntegrityError (a missing object means different things there).
+
+The mapping to HTTP statuses lives at the HTTP edge (`maas.service.http`), the mapping to exit
+statuses at the CLI edge (`maas.cli`); `retryable` is what the queue function reports.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    """Stable codes: clients branch on them, so they never change meaning."""
+
+    # a request or message that cannot be used
+    INVALID_INPUT = "invalid_input"
+    INVALID_JSON = "invalid_json"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    MISSING_BODY = "missing_body"
+    WRONG_TYPE = "wrong_type"
+    UNKNOWN_FIELD = "unknown_field"
+    MISSING_TEXT = "missing_text"
+    BOTH_TEXT_AND_TEXTS = "both_text_and_texts"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    TOO_MANY_TEXTS = "too_many_texts"
+    MISSING_ID = "missing_id"
+    INVALID_ID = "invalid_id"
+    INVALID_BATCH = "invalid_batch"
+    IDS_MISMATCH = "ids_mismatch"
+    DUPLICATE_IDS = "duplicate_ids"
+    MISSING_MODEL = "missing_model"
+    BAD_DATA = "bad_data"
+    BAD_OUTPUT = "bad_output"
+    BATCH_ERROR = "batch_error"
+    # models and routes
+    INVALID_MODEL_REFERENCE = "invalid_model_reference"
+    MODEL_NOT_FOUND = "model_not_found"
+    ROUTE_NOT_FOUND = "route_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    VERSION_CONFLICT = "version_conflict"
+    QUALITY_GATE_FAILED = "quality_gate_failed"
+    INTEGRITY_ERROR = "integrity_error"
+    GOLDEN_MISMATCH = "golden_mismatch"
+    # our side
+    STORE_ERROR = "store_error"
+    QUEUE_ERROR = "queue_error"
+    EXPORT_FAILED = "export_failed"
+    CONFIGURATION_ERROR = "configuration_error"
+    INTERNAL_ERROR = "internal_error"
 
 
 class MaasError(Exception):
-    """Base class. `code` is stable (clients branch on it); `message` is for people."""
+    """Base class. `code` is stable (clients branch on it); `message` is for people; `details`
+    are small, JSON-able facts (limits, counts, field paths), never a user's text."""
 
-    code = "maas_error"
-    status = 500
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -17,84 +88,147 @@ class MaasError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body: dict[str, Any] = {"code": str(self.code), "message": self.message}
         if self.details:
             body["details"] = self.details
         return body
 
 
 class InvalidInput(MaasError):
-    """The caller sent something we cannot classify (wrong shape, empty, too long...)."""
+    """The caller sent something we cannot classify (wrong shape, empty, too long...). One
+    class for many codes: `code` names the rule that refused it."""
 
-    code = "invalid_input"
-    status = 422
+    code = ErrorCode.INVALID_INPUT
 
-    def __init__(self, message: str, code: str | None = None, **details: Any) -> None:
+    def __init__(self, message: str, code: ErrorCode | None = None, **details: Any) -> None:
         super().__init__(message, **details)
-        if code:
+        if code is not None:
             self.code = code
 
 
-class ModelNotFound(MaasError):
-    code = "model_not_found"
-    status = 404
+class InvalidJson(InvalidInput):
+    code = ErrorCode.INVALID_JSON
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+class BadData(InvalidInput):
+    """A file the CLI or the training job was given (missing column, no rows, ...)."""
+
+    code = ErrorCode.BAD_DATA
+
+
+class BatchError(InvalidInput):
+    """A batch the client side cannot follow (unknown id, lost records, unknown format)."""
+
+    code = ErrorCode.BATCH_ERROR
 
 
 class InvalidModelRef(MaasError):
-    code = "invalid_model_reference"
-    status = 400
+    code = ErrorCode.INVALID_MODEL_REFERENCE
 
 
-class IntegrityError(MaasError):
-    """A stored file does not match the sha256 its manifest recorded."""
-
-    code = "integrity_error"
-    status = 500
+class ModelNotFound(MaasError):
+    code = ErrorCode.MODEL_NOT_FOUND
 
 
-class StoreError(MaasError):
-    """The model store could not be read or written (permissions, network, layout)."""
+class RouteNotFound(MaasError):
+    code = ErrorCode.ROUTE_NOT_FOUND
 
-    code = "store_error"
-    status = 503
+
+class MethodNotAllowed(MaasError):
+    code = ErrorCode.METHOD_NOT_ALLOWED
 
 
 class VersionConflict(MaasError):
-    """A version that already exists was about to be written again (versions are immutable)."""
+    """A write-once object (a version's manifest, a result) was about to be written again."""
 
-    code = "version_conflict"
-    status = 409
+    code = ErrorCode.VERSION_CONFLICT
 
 
 class QualityGateFailed(MaasError):
-    code = "quality_gate_failed"
-    status = 422
+    code = ErrorCode.QUALITY_GATE_FAILED
 
 
-class GoldenMismatch(MaasError):
+class ModelRejected(MaasError):
+    """A model that fails its own checks. Retryable on the queue: publishing or promoting a
+    good version fixes it without touching the message."""
+
+    retryable = True
+
+
+class IntegrityError(ModelRejected):
+    """A stored file does not match the sha256 its manifest recorded."""
+
+    code = ErrorCode.INTEGRITY_ERROR
+
+
+class GoldenMismatch(ModelRejected):
     """The serving runtime does not reproduce the golden examples recorded at training time."""
 
-    code = "golden_mismatch"
-    status = 500
+    code = ErrorCode.GOLDEN_MISMATCH
+
+
+class StoreError(MaasError):
+    """The model store (or the results sink) could not be read or written."""
+
+    code = ErrorCode.STORE_ERROR
+    retryable = True
+
+
+class QueueError(MaasError):
+    """SQS refused a call or could not be reached."""
+
+    code = ErrorCode.QUEUE_ERROR
+    retryable = True
+
+
+class ExportFailed(MaasError):
+    code = ErrorCode.EXPORT_FAILED
+
+
+class ConfigurationError(MaasError):
+    """A setting that cannot be used; retryable on the queue, since a fixed deployment will
+    process the message."""
+
+    code = ErrorCode.CONFIGURATION_ERROR
+    retryable = True
 
 
 class InternalError(MaasError):
     """Anything that is not a MaasError: a bug, reported with its type and message."""
 
-    code = "internal_error"
-    status = 500
+    code = ErrorCode.INTERNAL_ERROR
+    retryable = True
 
 
-class UnsupportedMediaType(InvalidInput):
-    code = "unsupported_media_type"
-    status = 415
+class NotFound(Exception):
+    """A key that does not exist in a backend (internal: never reaches a user as such)."""
 
 
-class RouteNotFound(MaasError):
-    code = "route_not_found"
-    status = 404
-
-
-class MethodNotAllowed(MaasError):
-    code = "method_not_allowed"
-    status = 405
+__all__ = [
+    "BadData",
+    "BatchError",
+    "ConfigurationError",
+    "ErrorCode",
+    "ExportFailed",
+    "GoldenMismatch",
+    "IntegrityError",
+    "InternalError",
+    "InvalidInput",
+    "InvalidJson",
+    "InvalidModelRef",
+    "MaasError",
+    "MethodNotAllowed",
+    "ModelNotFound",
+    "ModelRejected",
+    "NotFound",
+    "QualityGateFailed",
+    "QueueError",
+    "RouteNotFound",
+    "StoreError",
+    "UnsupportedMediaType",
+    "VersionConflict",
+]

@@ -69,11 +69,17 @@ LOCAL_ONLY_VARIABLES = (
 BUILT_FROM = {
     "functions/http": "PredictFunction",
     "functions/queue": "BatchFunction",
-    "shared/maas": "SharedLayer/python/maas",
 }
-NOT_IN_LAYER = ("training",)  # shared/Makefile drops maas/training (TensorFlow code)
+LAYER_LIST = REPO / "shared" / "layer.txt"
+LAYER_PYTHON = BUILD_DIR / "SharedLayer" / "python"
 # Inputs of the build that are transformed, not copied: compared by modification time.
-BUILT_AFTER = ("template.yaml", "shared/requirements.txt", "shared/Makefile")
+BUILT_AFTER = ("template.yaml", "shared/requirements.txt", "shared/Makefile", "shared/layer.txt")
+
+
+def layer_modules() -> list[str]:
+    """The maas modules the layer ships (shared/layer.txt), e.g. 'maas/core/classifier.py'."""
+    lines = LAYER_LIST.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 # ------------------------------------------------------------------------------ preconditions
@@ -113,15 +119,15 @@ def stale_build() -> str | None:
     for name in BUILT_AFTER:
         if (REPO / name).stat().st_mtime > built_at:
             return f"{name} changed after the last build"
-    for source, built in BUILT_FROM.items():
-        src_root, built_root = REPO / source, BUILD_DIR / built
-        for path in sorted(src_root.rglob("*.py")):
-            relative = path.relative_to(src_root)
-            if relative.parts[0] in NOT_IN_LAYER or "__pycache__" in relative.parts:
-                continue
-            copy = built_root / relative
-            if not copy.exists() or copy.read_bytes() != path.read_bytes():
-                return f"{path.relative_to(REPO)} differs from {copy.relative_to(REPO)}"
+    pairs = [
+        (path, BUILD_DIR / built / path.relative_to(REPO / source))
+        for source, built in BUILT_FROM.items()
+        for path in sorted((REPO / source).rglob("*.py"))
+    ]
+    pairs += [(REPO / "shared" / module, LAYER_PYTHON / module) for module in layer_modules()]
+    for path, copy in pairs:
+        if not copy.exists() or copy.read_bytes() != path.read_bytes():
+            return f"{path.relative_to(REPO)} differs from {copy.relative_to(REPO)}"
     return None
 
 

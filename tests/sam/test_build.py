@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from maas.local.lambda_runtime import load_event
+from maas.store import ModelStore
 from sam import samlocal
 
 pytestmark = pytest.mark.sam
@@ -23,6 +28,10 @@ TRAINING_ONLY = (
 )
 # Lambda's limit for a function's code plus all its layers, unzipped.
 UNZIPPED_LIMIT = 250 * 1024 * 1024
+# What the Lambda Python runtime provides besides the standard library (shared/Makefile's
+# RUNTIME_PROVIDED): the functions get boto3 from there, never from the layer.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
+TRAIN_SITE = next((samlocal.REPO / ".venv-train" / "lib").glob("python3*/site-packages"), None)
 
 
 def size(folder: Path) -> int:
@@ -43,7 +52,18 @@ def test_the_built_bundle_has_no_tensorflow(sam_built: None) -> None:
         )
     ]
     assert found == []
-    assert (samlocal.BUILD_DIR / "SharedLayer/python/tflite_runtime").is_dir()
+    assert (samlocal.LAYER_PYTHON / "tflite_runtime").is_dir()
+
+
+def test_the_layer_ships_exactly_the_allow_listed_maas_modules(sam_built: None) -> None:
+    shipped = sorted(
+        str(path.relative_to(samlocal.LAYER_PYTHON))
+        for path in (samlocal.LAYER_PYTHON / "maas").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    )
+    assert shipped == sorted(samlocal.layer_modules())
+    for absent in ("maas/cli", "maas/client", "maas/local", "maas/training"):
+        assert not (samlocal.LAYER_PYTHON / absent).exists(), absent
 
 
 def test_each_function_with_its_layer_fits_lambdas_size_limit(sam_built: None) -> None:
@@ -51,3 +71,78 @@ def test_each_function_with_its_layer_fits_lambdas_size_limit(sam_built: None) -
     for function in ("PredictFunction", "BatchFunction"):
         total = size(samlocal.BUILD_DIR / function) + layer
         assert total < UNZIPPED_LIMIT, f"{function} + layer: {total / 2**20:.0f} MiB unzipped"
+
+
+PROBE = """
+import importlib.util, json, sys
+assert importlib.util.find_spec("tensorflow") is not None, "TensorFlow should be importable here"
+events = json.loads(sys.argv[1])
+answers = {}
+for name, function_dir in (("http", sys.argv[2]), ("queue", sys.argv[3])):
+    sys.path.insert(0, function_dir)
+    spec = importlib.util.spec_from_file_location("app_" + name, function_dir + "/app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    sys.path.remove(function_dir)
+    context = type("Context", (), {
+        "function_name": name, "function_version": "1", "memory_limit_in_mb": 1024,
+        "invoked_function_arn": "arn:aws:lambda:us-east-1:1:function:" + name,
+        "aws_request_id": "r", "get_remaining_time_in_millis": lambda self: 30000,
+    })()
+    answers[name] = app.handler(events[name], context)
+maas = sorted(m.__file__ for n, m in sys.modules.items() if n.split(".")[0] == "maas")
+heavy = sorted(n for n in sys.modules if n.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+print(json.dumps({"answers": answers, "maas": maas, "heavy": heavy, "path": sys.path}))
+"""
+
+
+def test_the_functions_run_with_only_the_layer_and_never_import_tensorflow(
+    sam_built: None, trained_model: Path, tmp_path: Path
+) -> None:
+    """Both built functions, imported the way Lambda does (the function's folder, the layer,
+    the runtime's boto3 and nothing else, no site-packages) and answering one event each. The
+    training environment's packages come last on the path: TensorFlow is importable, and must
+    not be imported. Every maas module they load comes from the layer, and every module of the
+    layer's allow-list is loaded (the list holds nothing the functions do not use)."""
+    assert TRAIN_SITE is not None, "no .venv-train: run `make install`"
+    store = tmp_path / "store"
+    ModelStore.open(store).publish(trained_model, "reviews", alias="production")
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    for name in RUNTIME_PROVIDED:
+        (runtime / name).symlink_to(site / name)
+    events = {
+        "http": load_event("http", "predict-one"),
+        "queue": load_event("sqs", "good-batch"),
+    }
+    path = [str(samlocal.LAYER_PYTHON), str(runtime), str(TRAIN_SITE)]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": ":".join(path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MAAS_STORE": str(store),
+        "MAAS_MODEL_NAME": "reviews",
+        "MAAS_CACHE_DIR": str(tmp_path / "cache"),
+        "MAAS_RESULTS": str(tmp_path / "results"),
+    }
+    functions = [str(samlocal.BUILD_DIR / f) for f in ("PredictFunction", "BatchFunction")]
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", PROBE, json.dumps(events), *functions],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["heavy"] == []
+    assert report["answers"]["http"]["statusCode"] == 200
+    assert report["answers"]["queue"] == {"batchItemFailures": []}
+    loaded = sorted(
+        str(Path(file).relative_to(samlocal.LAYER_PYTHON)) for file in report["maas"]
+    )  # relative_to raises for a module from anywhere else
+    assert loaded == sorted(samlocal.layer_modules())

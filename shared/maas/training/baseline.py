@@ -7,14 +7,18 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from maas.tokenizer import TokenizerSpec, iter_tokens
+from maas.core.tokenizer import TokenizerSpec, iter_tokens
 
 # Recorded in the manifest so the number can be reproduced.
 DESCRIPTION = {
     "features": "tf-idf over maas tokenizer tokens (whole vocabulary, sublinear tf)",
     "model": "scikit-learn LogisticRegression (C=1.0, lbfgs)",
 }
+
+
+Array = npt.NDArray[Any]
 
 
 def _tokens(spec: TokenizerSpec, text: str) -> list[str]:
@@ -24,10 +28,10 @@ def _tokens(spec: TokenizerSpec, text: str) -> list[str]:
 def predict(
     spec: TokenizerSpec,
     train_texts: Sequence[str],
-    y_train: np.ndarray,
+    y_train: Array,
     test_texts: Sequence[str],
     seed: int,
-) -> np.ndarray:
+) -> Array:
     """Class ids for `test_texts`. Same tokens as the model (the tokenizer spec decides how
     text splits), but no vocabulary cap and no length limit: the baseline sees everything."""
     from sklearn.feature_extraction.text import TfidfVectorizer

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from maas import artifact
-from maas.classifier import Classifier
-from maas.store import LocalModel
+from maas.core import manifest as artifact
+from maas.core.classifier import Classifier
+from maas.core.manifest import Buckets, GoldenExample
 from maas.training.export import LSTM_STATE, STEP, BucketPlan, bucket_file
 
 BUCKET_TOLERANCE = 1e-6
@@ -27,7 +27,7 @@ PREFIX_TEXTS = 200  # texts whose prefixes are checked too
 PREFIX_CHARS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def entry(plan: BucketPlan) -> dict[str, Any]:
+def entry(plan: BucketPlan) -> Buckets:
     """The manifest's `buckets`, before the check adds its results."""
     described: dict[str, Any] = {
         "kind": plan.kind,
@@ -35,29 +35,28 @@ def entry(plan: BucketPlan) -> dict[str, Any]:
     }
     if plan.kind == LSTM_STATE:
         described["step"] = STEP
-    return described
+    return Buckets.model_validate(described)
 
 
 def check(
     directory: Path, plan: BucketPlan, texts: Sequence[str]
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+) -> tuple[Buckets | None, list[GoldenExample]]:
     """The manifest entry for the buckets (None: they disagree and their files are removed),
     and golden examples, one per bucket: the first of `texts` it serves."""
     manifest = artifact.read_manifest(directory)  # the preliminary one, without buckets
     described = entry(plan)
-    reference = Classifier(LocalModel("check", "unpublished", directory, manifest))
-    bucketed = Classifier(
-        LocalModel("check", "unpublished", directory, dict(manifest, buckets=described))
-    )
+    reference = Classifier(directory, manifest, name="check")
+    bucketed = Classifier(directory, manifest.updated(buckets=described), name="check")
     probes = [*texts, ""]
     probes += [text[:n] for text in texts[:PREFIX_TEXTS] for n in PREFIX_CHARS if n < len(text)]
     expected = reference.probabilities(probes)
     worst = float(np.max(np.abs(bucketed.probabilities(probes) - expected)))
     if worst > BUCKET_TOLERANCE:
-        for name in artifact.serving_files({"buckets": described})[len(artifact.SERVING_FILES) :]:
+        extra = manifest.updated(buckets=described).serving_files()[len(artifact.SERVING_FILES) :]
+        for name in extra:
             (directory / name).unlink(missing_ok=True)
         return None, []
-    described.update(max_abs_diff=worst, checked_texts=len(probes))
+    described = described.model_copy(update={"max_abs_diff": worst, "checked_texts": len(probes)})
     golden = []
     for length in plan.lengths:
         row = next(
@@ -65,5 +64,5 @@ def check(
         )
         if row is not None:
             probabilities = [float(p) for p in expected[row]]
-            golden.append({"text": texts[row], "probabilities": probabilities})
+            golden.append(GoldenExample(text=texts[row], probabilities=probabilities))
     return described, golden

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from maas.errors import InvalidInput, MaasError, QualityGateFailed
+from maas.training.options import DEFAULT_PRESET, DEFAULT_SEED, TrainingOptions
 from maas.training.presets import PRESETS
 
 
@@ -25,9 +26,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
     p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the preset's)")
-    p.add_argument("--seed", type=int, default=42, help="seed for the split and the training")
+    p.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed for the split and the training"
+    )
     p.add_argument(
         "--allow-quality-drop",
         action="store_true",
@@ -47,20 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from maas.training import job, quality
 
-    options = job.Options(
-        data=args.data,
-        out=args.out,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        preset=args.preset,
-        epochs=args.epochs,
-        seed=args.seed,
-        allow_quality_drop=args.allow_quality_drop,
-    )
+    options = TrainingOptions.from_args(args)
     try:
         manifest = job.run(options)
         print(job.summary(manifest, args.out))
-        quality.enforce(manifest["quality_gate"])
+        quality.enforce(manifest.quality_gate)
     except QualityGateFailed as exc:
         print(f"maas train: {exc.message}", file=sys.stderr)
         return 3

@@ -14,8 +14,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from maas.errors import MaasError
-from maas.tokenizer import TokenizerSpec
+from maas.core.manifest import BucketKind
+from maas.core.tokenizer import TokenizerSpec
+from maas.errors import ExportFailed
 
 FLOAT = "model-float.tflite"
 QUANTIZED = "model.tflite"
@@ -23,8 +24,8 @@ TIMEOUT_S = 600
 
 # Sequence-length buckets: extra models that read fewer tokens, for texts shorter than
 # max_length. A short text then costs a few steps instead of max_length.
-MASKED = "masked"  # masked mean of embeddings: a shorter input is the same model
-LSTM_STATE = "lstm_state"  # pre-padded LSTM: shorter inputs continue from the padding's state
+MASKED = BucketKind.MASKED  # masked mean of embeddings: a shorter input is the same model
+LSTM_STATE = BucketKind.LSTM_STATE  # pre-padded LSTM: continues from the padding's state
 # The LSTM pays per step (~2 us) and its files are small (~33 KB): several buckets. A masked
 # mean-of-embeddings file carries the whole embedding table (~1.3 MB, downloaded at every cold
 # start) to save ~15 us an invoke: two.
@@ -38,7 +39,7 @@ def bucket_file(length: int) -> str:
 
 @dataclass(frozen=True)
 class BucketPlan:
-    kind: str
+    kind: BucketKind
     lengths: tuple[int, ...]
 
 
@@ -53,10 +54,6 @@ def bucket_plan(architecture: str, spec: TokenizerSpec) -> BucketPlan | None:
         kind = MASKED
     lengths = tuple(length for length in BUCKET_LENGTHS[kind] if length < spec.max_length)
     return BucketPlan(kind, lengths) if lengths else None
-
-
-class ExportFailed(MaasError):
-    code = "export_failed"
 
 
 @dataclass(frozen=True)

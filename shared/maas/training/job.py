@@ -2,7 +2,7 @@
 
 The artifact is assembled in a hidden staging directory next to `--out` and moved into place
 only when complete, so a crash never leaves half an artifact behind. The quantized model is
-evaluated through `Classifier.from_directory`, i.e. the code path that serves it.
+evaluated through `Classifier.open`, i.e. the code path that serves it.
 """
 
 from __future__ import annotations
@@ -10,34 +10,26 @@ from __future__ import annotations
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from maas import artifact
-from maas.errors import InvalidInput
-from maas.metrics import classification_report
-from maas.tokenizer import Tokenizer
+from maas.core import manifest as artifact
+from maas.core.manifest import Manifest
+from maas.core.metrics import classification_report
+from maas.core.tokenizer import Tokenizer
+from maas.errors import BadData, ErrorCode
 from maas.training import buckets, export, quality, splits
+from maas.training.options import TrainingOptions
 from maas.training.presets import PRESETS, Preset
 
-
-@dataclass(frozen=True)
-class Options:
-    data: Path
-    out: Path
-    text_column: str = "text"
-    label_column: str = "label"
-    preset: str = "default"
-    epochs: int | None = None
-    seed: int = 42
-    allow_quality_drop: bool = False
+Array = npt.NDArray[Any]
 
 
-def run(options: Options) -> artifact.Manifest:
+def run(options: TrainingOptions) -> Manifest:
     """Train, export, evaluate and write the artifact. The quality gate's verdict is in the
     manifest; `quality.enforce` turns a failed gate into an error."""
     preset = PRESETS[options.preset].with_epochs(options.epochs)
@@ -59,17 +51,17 @@ def run(options: Options) -> artifact.Manifest:
 def check_out(out: Path) -> None:
     """Only an empty directory or an earlier artifact may be replaced: never a user's files."""
     if out.exists() and not out.is_dir():
-        raise InvalidInput(f"--out {out} is a file, not a directory", code="bad_output")
+        raise BadData(f"--out {out} is a file, not a directory", code=ErrorCode.BAD_OUTPUT)
     if out.is_dir() and any(out.iterdir()) and not (out / artifact.MANIFEST).is_file():
-        raise InvalidInput(
+        raise BadData(
             f"--out {out} is not empty and holds no model artifact; refusing to overwrite it",
-            code="bad_output",
+            code=ErrorCode.BAD_OUTPUT,
         )
 
 
 def build_artifact(
-    directory: Path, data: splits.LabelledData, preset: Preset, options: Options
-) -> artifact.Manifest:
+    directory: Path, data: splits.LabelledData, preset: Preset, options: TrainingOptions
+) -> Manifest:
     from maas.training import models  # TensorFlow loads here, after the input was checked
 
     models.set_seeds(options.seed)
@@ -93,17 +85,18 @@ def build_artifact(
     sizes = export_model(model, directory, plan)
     tokenizer.save(directory / artifact.TOKENIZER)
 
-    manifest = serving_manifest(data.labels, tokenizer)
+    draft = serving_manifest(data.labels, tokenizer)
     # Preliminary manifest: lets the serving code open (and verify) the model for evaluation.
     # It names no buckets yet: the evaluation and the golden examples use the full model.
-    artifact.write_manifest(directory, manifest)
+    artifact.write_manifest(directory, Manifest.model_validate(draft))
     evaluation = evaluate(directory, data, float_probabilities, tokenizer, options)
-    manifest.update(evaluation)
+    draft.update(evaluation)
     if plan:
-        manifest["buckets"], golden = buckets.check(directory, plan, data.test.texts)
-        known = {example["text"] for example in manifest["golden"]["examples"]}
-        manifest["golden"]["examples"] += [g for g in golden if g["text"] not in known]
-    manifest.update(
+        checked, golden = buckets.check(directory, plan, data.test.texts)
+        draft["buckets"] = checked.model_dump(mode="json", exclude_none=True) if checked else None
+        known = {example["text"] for example in draft["golden"]["examples"]}
+        draft["golden"]["examples"] += [g.model_dump() for g in golden if g.text not in known]
+    draft.update(
         preset=preset.name,
         hyperparameters=hyperparameters(preset, options.seed, n_labels, model),
         sizes=sizes,
@@ -116,6 +109,7 @@ def build_artifact(
             "seconds": round(trained.seconds, 2),
         },
     )
+    manifest = Manifest.model_validate(draft)
     write_report(directory, manifest, trained.history, trained.best_epoch)
     return artifact.write_manifest(directory, manifest)  # last: it digests every other file
 
@@ -137,8 +131,9 @@ def export_model(
         }
 
 
-def serving_manifest(labels: list[str], tokenizer: Tokenizer) -> artifact.Manifest:
-    """The keys serving needs to open the model (golden examples are filled in later)."""
+def serving_manifest(labels: list[str], tokenizer: Tokenizer) -> dict[str, Any]:
+    """The keys serving needs to open the model (golden examples are filled in later): a
+    draft of the manifest, validated as a `Manifest` when it is written."""
     binary = len(labels) == 2
     return {
         "labels": labels,
@@ -149,29 +144,29 @@ def serving_manifest(labels: list[str], tokenizer: Tokenizer) -> artifact.Manife
             "shape": [1, 1 if binary else len(labels)],
         },
         "tokenizer": tokenizer.spec.to_dict(),
-        "golden": {"runtime": None, "tolerance": quality.GOLDEN_TOLERANCE, "examples": []},
+        "golden": {"runtime": None, "tolerance": artifact.GOLDEN_TOLERANCE, "examples": []},
     }
 
 
 def evaluate(
     directory: Path,
     data: splits.LabelledData,
-    float_probabilities: np.ndarray,
+    float_probabilities: Array,
     tokenizer: Tokenizer,
-    options: Options,
+    options: TrainingOptions,
 ) -> dict[str, Any]:
     """Float vs quantized (served) vs baseline on the test split, the gate, golden examples."""
-    from maas.classifier import Classifier
+    from maas.core.classifier import Classifier
     from maas.training import baseline
 
-    served = Classifier.from_directory(directory)
+    served = Classifier.open(directory)
     quantized_probabilities = served.probabilities(data.test.texts)
     baseline_predictions = baseline.predict(
         tokenizer.spec, data.train.texts, data.train.y, data.test.texts, options.seed
     )
     y_test = data.test.y.tolist()
 
-    def report(predictions: np.ndarray) -> dict[str, Any]:
+    def report(predictions: Array) -> dict[str, Any]:
         return classification_report(y_test, predictions.tolist(), data.labels)
 
     metrics = {
@@ -246,36 +241,36 @@ def library_versions(interpreter: str) -> dict[str, str]:
 
 
 def write_report(
-    directory: Path, manifest: artifact.Manifest, history: dict[str, list[float]], best_epoch: int
+    directory: Path, manifest: Manifest, history: dict[str, list[float]], best_epoch: int
 ) -> None:
     from maas.training import report
 
-    quantized = manifest["metrics"]["quantized"]
+    quantized = (manifest.metrics or {})["quantized"]
     report.plot_confusion(
-        quantized["confusion_matrix"], manifest["labels"], directory / report.CONFUSION_PNG
+        quantized.confusion_matrix, manifest.labels, directory / report.CONFUSION_PNG
     )
     report.plot_curves(history, best_epoch, directory / report.CURVES_PNG)
     (directory / report.MODEL_CARD).write_text(report.model_card(manifest), encoding="utf-8")
 
 
-def summary(manifest: artifact.Manifest, out: Path) -> str:
+def summary(manifest: Manifest, out: Path) -> str:
     """The few lines printed at the end of a run."""
-    metrics, sizes, gate = manifest["metrics"], manifest["sizes"], manifest["quality_gate"]
-    training = manifest["training"]
-    labels = ", ".join(manifest["labels"])
-    lines = [f"model artifact: {out}  ({manifest['preset']} preset, {manifest['task']}: {labels})"]
+    metrics, sizes = manifest.metrics or {}, manifest.sizes or {}
+    gate, training = manifest.quality_gate, manifest.training
+    assert gate is not None and training is not None, "a trained manifest records both"
+    labels = ", ".join(manifest.labels)
+    lines = [f"model artifact: {out}  ({manifest.preset} preset, {manifest.task}: {labels})"]
     for name in ("float", "quantized", "baseline"):
         m = metrics[name]
         lines.append(
-            f"  {name:<9} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
-            f"(test n={m['n']})"
+            f"  {name:<9} accuracy {m.accuracy:.4f}  macro-F1 {m.macro_f1:.4f}  (test n={m.n})"
         )
-    verdict = "passed" if gate["passed"] else "overridden" if gate["overridden"] else "FAILED"
+    verdict = "passed" if gate.passed else "overridden" if gate.overridden else "FAILED"
     lines += [
-        f"  quality gate {verdict}: accuracy drop {gate['accuracy_drop']:+.4f} "
-        f"(max {gate['max_accuracy_drop']})",
-        f"  training: {training['epochs_run']} epochs (best {training['best_epoch']}), "
-        f"{training['seconds']:.1f} s",
+        f"  quality gate {verdict}: accuracy drop {gate.accuracy_drop:+.4f} "
+        f"(max {gate.max_accuracy_drop})",
+        f"  training: {training.epochs_run} epochs (best {training.best_epoch}), "
+        f"{training.seconds:.1f} s",
         f"  sizes: keras {sizes['keras_bytes']:,} B, "
         f"tflite float {sizes['tflite_float_bytes']:,} B, "
         f"tflite quantized {sizes['tflite_quantized_bytes']:,} B",

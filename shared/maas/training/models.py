@@ -13,9 +13,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
+import numpy.typing as npt
 from keras import layers, ops
 
 from maas.training.presets import Preset
+
+Array = npt.NDArray[Any]
 
 
 @keras.saving.register_keras_serializable(package="maas")
@@ -124,10 +127,10 @@ class TrainingResult:
 def train(
     model: keras.Model,
     preset: Preset,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_validation: np.ndarray,
-    y_validation: np.ndarray,
+    x_train: Array,
+    y_train: Array,
+    x_validation: Array,
+    y_validation: Array,
 ) -> TrainingResult:
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=preset.patience, restore_best_weights=True
@@ -148,7 +151,7 @@ def train(
     return TrainingResult(history, len(history["loss"]), best, seconds)
 
 
-def probabilities(model: keras.Model, x: np.ndarray) -> np.ndarray:
+def probabilities(model: keras.Model, x: Array) -> Array:
     """(n, n_labels) probabilities, the shape `Classifier.probabilities` gives."""
     raw = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
     return np.hstack([1.0 - raw, raw]) if raw.shape[1] == 1 else raw

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from maas.tokenizer import TokenizerSpec
+from maas.core.tokenizer import TokenizerSpec
 
 Architecture = Literal["lstm", "mean_embedding"]
 

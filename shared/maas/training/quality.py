@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
+import numpy.typing as npt
 
+from maas.core.manifest import GOLDEN_TOLERANCE, QualityGate
 from maas.errors import QualityGateFailed
 
+Array = npt.NDArray[Any]
+
 MAX_ACCURACY_DROP = 0.01
-GOLDEN_TOLERANCE = 1e-3
 GOLDEN_COUNT = 8
 
 
@@ -20,31 +22,33 @@ def quality_gate(
     max_drop: float = MAX_ACCURACY_DROP,
     override: bool = False,
     max_probability_difference: float | None = None,
-) -> dict[str, Any]:
+) -> QualityGate:
     """How much accuracy quantization cost, and whether that is acceptable. The largest
     probability difference is recorded too: on a small test split one flipped answer is
     already more than a point, so accuracy alone says little there."""
     drop = float_accuracy - quantized_accuracy
     # Rounded so that float noise (0.9 - 0.89 = 0.010000000000000009) cannot fail an equal drop.
     passed = round(drop, 9) <= max_drop
-    gate: dict[str, Any] = {
-        "max_accuracy_drop": max_drop,
-        "accuracy_drop": round(drop, 6),
-        "passed": passed,
-        "overridden": override and not passed,
-    }
+    gate = QualityGate(
+        max_accuracy_drop=max_drop,
+        accuracy_drop=round(drop, 6),
+        passed=passed,
+        overridden=override and not passed,
+    )
     if max_probability_difference is not None:
-        gate["max_probability_difference"] = round(max_probability_difference, 6)
+        gate = QualityGate.model_validate(
+            gate.model_dump() | {"max_probability_difference": round(max_probability_difference, 6)}
+        )
     return gate
 
 
-def enforce(gate: dict[str, Any]) -> None:
-    if not gate["passed"] and not gate["overridden"]:
+def enforce(gate: QualityGate | None) -> None:
+    if gate is not None and not gate.passed and not gate.overridden:
         raise QualityGateFailed(
-            f"quality gate failed: the quantized model is {gate['accuracy_drop']:.4f} accuracy "
-            f"below float (allowed {gate['max_accuracy_drop']}); the artifact is marked "
+            f"quality gate failed: the quantized model is {gate.accuracy_drop:.4f} accuracy "
+            f"below float (allowed {gate.max_accuracy_drop}); the artifact is marked "
             "failed; rerun with --allow-quality-drop to accept it",
-            **gate,
+            **gate.model_dump(),
         )
 
 
@@ -61,7 +65,7 @@ def golden_rows(y: Sequence[int], n_labels: int, count: int = GOLDEN_COUNT) -> l
 
 
 def golden(
-    texts: Sequence[str], probabilities: np.ndarray, rows: Sequence[int], runtime: str
+    texts: Sequence[str], probabilities: Array, rows: Sequence[int], runtime: str
 ) -> dict[str, Any]:
     return {
         "runtime": runtime,

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from maas.core.manifest import Manifest
+
 CONFUSION_PNG = "confusion-matrix.png"
 CURVES_PNG = "training-curves.png"
 MODEL_CARD = "model-card.md"
@@ -70,7 +72,7 @@ def _layer(layer: dict[str, Any]) -> str:
     elif "rate" in layer:
         arguments = [layer["rate"]]
     else:
-        return layer["type"]
+        return str(layer["type"])
     if layer["type"] == "LSTM":
         arguments = arguments[:1]  # tanh is the LSTM's own default
     return f"{layer['type']}({', '.join(map(str, arguments))})"
@@ -80,35 +82,34 @@ def _kb(size: int) -> str:
     return f"{size / 1024:,.0f} KB"
 
 
-def model_card(manifest: dict[str, Any]) -> str:
+def model_card(manifest: Manifest) -> str:
     """A short Markdown card from the manifest, so the card can never disagree with it."""
-    labels, data, metrics = manifest["labels"], manifest["data"], manifest["metrics"]
-    spec, sizes, training = manifest["tokenizer"], manifest["sizes"], manifest["training"]
-    gate = manifest["quality_gate"]
+    labels, data, metrics = manifest.labels, manifest.data or {}, manifest.metrics or {}
+    spec, sizes, training = manifest.tokenizer, manifest.sizes or {}, manifest.training
+    gate, hyperparameters = manifest.quality_gate, manifest.hyperparameters or {}
+    assert gate is not None and training is not None, "a trained manifest records both"
     rows = [
         ("Keras float", metrics["float"]),
         ("TFLite dynamic-range int8 (served)", metrics["quantized"]),
         ("Baseline: TF-IDF + logistic regression", metrics["baseline"]),
     ]
     metric_table = "\n".join(
-        f"| {name} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |" for name, m in rows
+        f"| {name} | {m.accuracy:.4f} | {m.macro_f1:.4f} |" for name, m in rows
     )
     per_class = "\n".join(
-        f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
-        for label, c in metrics["quantized"]["per_class"].items()
+        f"| {label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
+        for label, c in metrics["quantized"].per_class.items()
     )
     layers = " → ".join(
-        _layer(layer)
-        for layer in manifest["hyperparameters"]["layers"]
-        if layer["type"] != "InputLayer"
+        _layer(layer) for layer in hyperparameters["layers"] if layer["type"] != "InputLayer"
     )
-    kept = "first" if spec["truncating"] == "post" else "last"
-    gate_text = "passed" if gate["passed"] else ("overridden" if gate["overridden"] else "FAILED")
+    kept = "first" if spec.truncating == "post" else "last"
+    gate_text = "passed" if gate.passed else ("overridden" if gate.overridden else "FAILED")
     counts = ", ".join(f"{label} {n}" for label, n in data["labels_count"].items())
     split = data["splits"]
     return f"""# Text classifier: {", ".join(labels)}
 
-**What:** a {manifest["task"]} text classifier that gives each text a probability for every
+**What:** a {manifest.task} text classifier that gives each text a probability for every
 label. **For whom:** applications that call the maas HTTP or queue functions with texts like
 those in `{data["source"]}`.
 
@@ -118,14 +119,14 @@ those in `{data["source"]}`.
 - Labels: {counts}
 - Stratified split: train {split["train"]}, validation {split["validation"]}, test {split["test"]}
 
-## Test-split metrics (n = {metrics["quantized"]["n"]})
+## Test-split metrics (n = {metrics["quantized"].n})
 
 | model | accuracy | macro-F1 |
 | --- | --- | --- |
 {metric_table}
 
-Quality gate (quantized at most {gate["max_accuracy_drop"]} accuracy below float): {gate_text}
-(drop {gate["accuracy_drop"]:+.4f}).
+Quality gate (quantized at most {gate.max_accuracy_drop} accuracy below float): {gate_text}
+(drop {gate.accuracy_drop:+.4f}).
 
 ### Per class (quantized model)
 
@@ -137,9 +138,9 @@ Quality gate (quantized at most {gate["max_accuracy_drop"]} accuracy below float
 
 ## Training
 
-- Preset `{manifest["preset"]}`: token ids [{spec["max_length"]}] → {layers}
-- {training["epochs_run"]} epochs, weights of epoch {training["best_epoch"]} kept (best validation
-  loss), {training["seconds"]:.1f} s
+- Preset `{manifest.preset}`: token ids [{spec.max_length}] → {layers}
+- {training.epochs_run} epochs, weights of epoch {training.best_epoch} kept (best validation
+  loss), {training.seconds:.1f} s
 - Sizes: Keras {_kb(sizes["keras_bytes"])} (with optimizer state), TFLite float
   {_kb(sizes["tflite_float_bytes"])}, served quantized model {_kb(sizes["tflite_quantized_bytes"])}
 
@@ -149,8 +150,8 @@ Quality gate (quantized at most {gate["max_accuracy_drop"]} accuracy below float
 
 - Measured on a held-out split of the same source only; texts from another domain, period or
   language will score lower, and the probabilities are not calibrated.
-- It knows at most the {spec["num_words"] - 2:,} most frequent training tokens (others count
-  as unknown) and reads only the {kept} {spec["max_length"]} tokens of a long text.
+- It knows at most the {spec.num_words - 2:,} most frequent training tokens (others count
+  as unknown) and reads only the {kept} {spec.max_length} tokens of a long text.
 - A text with no known token still gets an answer (the model's bias), not an error.
 - The golden examples in the manifest check the runtime reproduces this model, not that its
   answers are right.

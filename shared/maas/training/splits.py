@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from maas.data import Dataset, read_labelled
-from maas.errors import InvalidInput
+from maas.client.data import Dataset, read_labelled
+from maas.errors import BadData
+
+Array = npt.NDArray[Any]
 
 TEST_FRACTION = 0.1
 VALIDATION_FRACTION = 0.1
@@ -20,7 +24,7 @@ MIN_ROWS_PER_LABEL = 10
 @dataclass(frozen=True)
 class Split:
     texts: list[str]
-    y: np.ndarray  # class ids, int64
+    y: Array  # class ids, int64
 
 
 @dataclass(frozen=True)
@@ -38,21 +42,17 @@ class LabelledData:
 
 
 def check_labels(labels: list[str]) -> list[str]:
-    """The sorted label set, or InvalidInput when it cannot train and evaluate a classifier."""
+    """The sorted label set, or BadData when it cannot train and evaluate a classifier."""
     counts = Counter(labels)
     if len(counts) < 2:
         found = ", ".join(repr(label) for label in counts) or "none"
-        raise InvalidInput(
-            f"need at least 2 different labels to train a classifier; found {found}",
-            code="bad_data",
-        )
+        raise BadData(f"need at least 2 different labels to train a classifier; found {found}")
     scarce = sorted((n, label) for label, n in counts.items() if n < MIN_ROWS_PER_LABEL)
     if scarce:
         listed = ", ".join(f"{label!r} ({n})" for n, label in scarce)
-        raise InvalidInput(
+        raise BadData(
             f"too few rows to split 80/10/10: every label needs at least {MIN_ROWS_PER_LABEL}, "
-            f"but {listed} {'has' if len(scarce) == 1 else 'have'} fewer",
-            code="bad_data",
+            f"but {listed} {'has' if len(scarce) == 1 else 'have'} fewer"
         )
     return sorted(counts)
 
@@ -72,7 +72,7 @@ def stratified_split(dataset: Dataset, labels: list[str], seed: int) -> tuple[Sp
         random_state=seed,
     )
 
-    def pick(part: np.ndarray) -> Split:
+    def pick(part: Array) -> Split:
         part = np.sort(part)  # file order inside each split: easier to read, same result
         return Split([dataset.texts[i] for i in part], y[part])
 

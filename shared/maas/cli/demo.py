@@ -12,12 +12,11 @@ import contextlib
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from maas.lambda_local import REPO, lambda_context, load_event, load_function
+from maas.cli.common import note
 
 MODEL_NAME = "reviews"
 HTTP_EVENTS = (
@@ -38,6 +37,8 @@ def heading(step: str) -> None:
 def invoke(handler: Any, event: dict[str, Any], function_name: str) -> tuple[Any, float]:
     """Call a handler as Lambda would; Powertools' log and metric lines (stdout in Lambda,
     where CloudWatch collects them) are kept out of the demo's output."""
+    from maas.local.lambda_runtime import lambda_context
+
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         response = handler(event, lambda_context(function_name))
@@ -57,12 +58,27 @@ def show_http(event: dict[str, Any], response: dict[str, Any], millis: float) ->
     print(json.dumps(body, ensure_ascii=False, indent=2))
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from maas.cli import main as cli
+def add_parser(commands: Any) -> None:
+    demo = commands.add_parser("demo", help="train, publish and serve the demo model end to end")
+    demo.add_argument(
+        "--data", type=Path, help="labelled data (default: the bundled Chinese reviews)"
+    )
+    demo.add_argument("--workdir", type=Path, default=Path(".maas"))
+    demo.add_argument("--preset", choices=("default", "seed"), default="default")
+    demo.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from maas.client.training import run_job
+    from maas.local.lambda_runtime import REPO, load_event, load_function
+    from maas.store.publishing import publish, verify_artifact
+    from maas.store.registry import ModelStore
+    from maas.training.options import TrainingOptions
 
     work: Path = args.workdir.resolve()
     data = (args.data or REPO / "data" / "reviews-zh" / "reviews.csv").resolve()
     artifact_dir, store = work / "demo" / "artifact", work / "store"
+    # The functions read their configuration from the environment at cold start, as on Lambda.
     os.environ.update(
         MAAS_STORE=str(store),
         MAAS_MODEL_NAME=MODEL_NAME,
@@ -78,27 +94,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
     shown = data.relative_to(REPO) if data.is_relative_to(REPO) else data
     heading(f"1/4 Train the {args.preset} preset on {shown}")
-    if cli(["train", str(data), "--out", str(artifact_dir), "--preset", args.preset]) != 0:
-        return 1
+    status = run_job(TrainingOptions(data, artifact_dir, preset=args.preset))
+    if status != 0:
+        return status
+    verified = verify_artifact(artifact_dir)
+    note(f"verified with {verified.runtime}: golden examples within {verified.max_abs_diff:.1e}")
     print(f"artifact: {artifact_dir}  (model card: {artifact_dir / 'model-card.md'})")
 
     heading(f"2/4 Publish to the local model store {store}")
-    if (
-        cli(
-            [
-                "publish",
-                str(artifact_dir),
-                "--store",
-                str(store),
-                "--name",
-                MODEL_NAME,
-                "--alias",
-                "production",
-            ]
-        )
-        != 0
-    ):
-        return 1
+    model_store = ModelStore.open(store)
+    version = publish(artifact_dir, model_store, MODEL_NAME, alias="production")
+    print(version)
+    note(f"published {MODEL_NAME}:{version} to {model_store.uri} as @production")
 
     heading("3/4 Online predictions: API Gateway (HTTP API) events through functions/http/app.py")
     http = load_function("http")
@@ -124,9 +131,8 @@ def run_demo(args: argparse.Namespace) -> int:
     for path in sorted((work / "results" / "failures").glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         print(f"  failure {path.name}: {doc['code']}: {doc['message']}")
-    print(
+    note(
         f"\nDone. Results in {work / 'results'}; try: .venv/bin/maas predict --store {store} "
-        f"--model {MODEL_NAME} '质量很好，推荐'",
-        file=sys.stderr,
+        f"--model {MODEL_NAME} '质量很好，推荐'"
     )
     return 0

@@ -23,13 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from maas.lambda_local import lambda_context
+from maas.client.sqs import delete_messages, receive
+from maas.core.limits import SQS_BATCH_ENTRIES
+from maas.local.lambda_runtime import lambda_context
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 Handler = Callable[[dict[str, Any], Any], Any]
-RECEIVE_LIMIT = 10  # SQS's most messages per ReceiveMessage
 
 
 class FunctionTimeout(BaseException):
@@ -134,14 +135,10 @@ class EventSource:
     def _receive(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         while len(messages) < self.batch_size:
-            response = self.client.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(RECEIVE_LIMIT, self.batch_size - len(messages)),
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
+            most = min(SQS_BATCH_ENTRIES, self.batch_size - len(messages))
+            received = receive(
+                self.client, self.queue_url, most=most, wait_seconds=0, visibility=None
             )
-            received: list[dict[str, Any]] = list(response.get("Messages", []))  # type: ignore[arg-type]
             if not received:
                 break
             messages += received
@@ -173,14 +170,7 @@ class EventSource:
         return lambda_context(self.function_name, 1769, int(self.timeout_seconds * 1000))
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
-        for start in range(0, len(messages), RECEIVE_LIMIT):
-            chunk = messages[start : start + RECEIVE_LIMIT]
-            self.client.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-                ],
-            )
+        delete_messages(self.client, self.queue_url, [m["ReceiptHandle"] for m in messages])
 
 
 def _failed_items(response: Any, message_ids: list[str]) -> list[str]:

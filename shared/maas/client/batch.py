@@ -36,56 +36,53 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import random
 import re
 import secrets
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
-from maas.data import iter_records
-from maas.errors import InvalidInput, MaasError
-from maas.sink import ResultSink
-from maas.store import ModelRef
+from maas.client.data import iter_records
+from maas.client.settings import ClientSettings
+from maas.client.sqs import (
+    Sender,
+    delete_messages,
+    max_receive_count,
+    queue_attributes,
+    receive,
+    release_messages,
+    sqs_client,
+    utf8_size,
+)
+from maas.core.limits import (
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TEXTS_PER_MESSAGE,
+    SQS_MAX_MESSAGE_BYTES,
+    check_text,
+)
+from maas.errors import BadData, BatchError
+from maas.files import atomic_file, write_atomically
+from maas.service.sink import ResultSink
+from maas.store.refs import ModelRef
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-SQS_MAX_BYTES = 262_144  # 256 KiB: SQS's classic limit per message and per SendMessageBatch call
-SQS_BATCH_ENTRIES = 10
-DEFAULT_TEXTS_PER_MESSAGE = 1000  # the template's QueueMaxTextsPerMessage
-DEFAULT_MAX_TEXT_CHARS = 10_000  # the template's MaxTextChars
-MAX_ID_CHARS = 256
-SEND_ATTEMPTS = 8
-
 Progress = Callable[[int, int], None]  # (done so far, total)
 DEFAULT_ID_COLUMN = "id"
-_BATCH_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$")
+_BATCH_RE = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
 # Characters an SQS body may not contain (besides the control characters JSON escapes anyway).
 _NOT_SQS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-class BatchError(MaasError):
-    code = "batch_error"
-    status = 400
-
-
-class QueueError(MaasError):
-    """SQS refused or could not be reached."""
-
-    code = "queue_error"
-    status = 503
-
-
 # --------------------------------------------------------------------------------- records
-def batches_dir() -> Path:
-    return Path(os.environ.get("MAAS_HOME") or ".maas") / "batches"
+def batches_dir(home: Path | None = None) -> Path:
+    """Where batches are recorded: `<home>/batches` (default `$MAAS_HOME`, then `.maas`)."""
+    return home / "batches" if home is not None else ClientSettings.from_env().batches
 
 
 @dataclass
@@ -106,33 +103,36 @@ class BatchRecord:
     max_receive_count: int | None  # the queue's RedrivePolicy, at submission
     created_at: str
     complete: bool = False  # every message sent
+    home: Path | None = field(default=None, repr=False, compare=False)  # not saved
 
     @property
     def path(self) -> Path:
-        return batches_dir() / f"{self.id}.json"
+        return batches_dir(self.home) / f"{self.id}.json"
 
     @property
     def ids_path(self) -> Path:
-        return batches_dir() / f"{self.id}.ids.csv"
+        return batches_dir(self.home) / f"{self.id}.ids.csv"
 
     def save(self) -> None:
-        _write_atomically(self.path, json.dumps(asdict(self), ensure_ascii=False, indent=1))
+        doc = {key: value for key, value in asdict(self).items() if key != "home"}
+        write_atomically(self.path, json.dumps(doc, ensure_ascii=False, indent=1))
 
     @classmethod
-    def load(cls, batch_id: str) -> BatchRecord:
-        if not _BATCH_RE.match(batch_id):
+    def load(cls, batch_id: str, home: Path | None = None) -> BatchRecord:
+        if not _BATCH_RE.fullmatch(batch_id):
             raise BatchError(
                 f"{batch_id!r} is not a batch id (they look like 20260101T120000-a1b2c3)"
             )
-        path = batches_dir() / f"{batch_id}.json"
+        folder = batches_dir(home)
+        path = folder / f"{batch_id}.json"
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise BatchError(
-                f"no batch {batch_id} in {batches_dir()} (batches are recorded where "
+                f"no batch {batch_id} in {folder} (batches are recorded where "
                 "`maas batch submit` ran; set MAAS_HOME to look elsewhere)"
             ) from None
-        return cls(**doc)
+        return cls(**doc, home=home)
 
 
 def _new_batch_id() -> str:
@@ -163,38 +163,33 @@ def read_input(
         where = f"{source.name}:{line}"
         if text_column not in record or record[text_column] is None:
             found = ", ".join(map(str, record)) or "none"
-            raise InvalidInput(
+            raise BadData(
                 f"{where}: no {text_column!r} column (found: {found}); name it with --text-column",
-                code="bad_data",
             )
         if assigned is None:
             assigned = id_column not in record
             if assigned and required:
                 found = ", ".join(map(str, record)) or "none"
-                raise InvalidInput(
-                    f"{where}: no {id_column!r} column for ids (found: {found})", code="bad_data"
-                )
+                raise BadData(f"{where}: no {id_column!r} column for ids (found: {found})")
         if assigned:
             text_id = str(row)
         else:
             text_id = _as_text(record.get(id_column))
             if not text_id.strip():
-                raise InvalidInput(f"{where}: empty {id_column!r}", code="bad_data")
+                raise BadData(f"{where}: empty {id_column!r}")
             if len(text_id) > MAX_ID_CHARS:
-                raise InvalidInput(
+                raise BadData(
                     f"{where}: {id_column!r} is longer than {MAX_ID_CHARS} characters",
-                    code="bad_data",
                 )
             if text_id in first_line:
-                raise InvalidInput(
+                raise BadData(
                     f"{where}: id {text_id!r} already appears on line {first_line[text_id]}; "
                     "ids must be unique",
-                    code="bad_data",
                 )
             first_line[text_id] = line
         rows.append(InputText(row, text_id, _as_text(record[text_column])))
     if not rows:
-        raise InvalidInput(f"{source}: no rows", code="bad_data")
+        raise BadData(f"{source}: no rows")
     return rows, bool(assigned)
 
 
@@ -204,15 +199,6 @@ def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return str(value) if isinstance(value, (int, float)) else json.dumps(value, ensure_ascii=False)
-
-
-def refusal(text: str, max_text_chars: int) -> tuple[str, str] | None:
-    """The (code, message) the queue function would fail this text's message with, if any."""
-    if len(text) > max_text_chars:
-        return "text_too_long", f"has {len(text)} characters; the limit is {max_text_chars}"
-    if not text.strip():
-        return "empty_text", "is empty or only whitespace"
-    return None
 
 
 # --------------------------------------------------------------------------------- packing
@@ -231,17 +217,13 @@ def encode(doc: Any) -> str:
     return _NOT_SQS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
 def pack(
     texts: Iterable[InputText],
     batch_id: str,
     *,
     model: str | None = None,
-    texts_per_message: int = DEFAULT_TEXTS_PER_MESSAGE,
-    max_bytes: int = SQS_MAX_BYTES,
+    texts_per_message: int = MAX_TEXTS_PER_MESSAGE,
+    max_bytes: int = SQS_MAX_MESSAGE_BYTES,
 ) -> Iterator[Message]:
     """Messages `{"id", "batch", "model"?, "texts", "ids"}` of consecutive texts, each with at
     most `texts_per_message` texts and at most `max_bytes` bytes of body."""
@@ -255,18 +237,18 @@ def pack(
             head
             | {"id": message_id, "texts": [t.text for t in chunk], "ids": [t.id for t in chunk]}
         )
-        size = _size(body)
+        size = utf8_size(body)
         if size > max_bytes:  # the running estimate below is exact, so this is a bug
             raise AssertionError(f"message {message_id} is {size} bytes, over {max_bytes}")
         return Message(message_id, body, size, [t.id for t in chunk])
 
     def empty(seq: int) -> int:  # a message with no texts; each text adds itself, its id, commas
-        return _size(encode(head | {"id": f"{batch_id}-{seq:06d}", "texts": [], "ids": []}))
+        return utf8_size(encode(head | {"id": f"{batch_id}-{seq:06d}", "texts": [], "ids": []}))
 
     seq, chunk = 1, list[InputText]()
     size = empty(seq)
     for item in texts:
-        added = _size(encode(item.text)) + _size(encode(item.id)) + (2 if chunk else 0)
+        added = utf8_size(encode(item.text)) + utf8_size(encode(item.id)) + (2 if chunk else 0)
         if chunk and (len(chunk) >= texts_per_message or size + added > max_bytes):
             yield build(seq, chunk)
             seq, chunk, added = seq + 1, [], added - 2
@@ -282,125 +264,6 @@ def pack(
         yield build(seq, chunk)
 
 
-# --------------------------------------------------------------------------------- sending
-def sqs_client(queue_url: str | None = None) -> SQSClient:
-    """A boto3 SQS client (AWS_ENDPOINT_URL[_SQS] honoured); the region comes from an AWS
-    queue URL (sqs.<region>.amazonaws.com) when none is configured."""
-    import boto3
-    from botocore.config import Config
-
-    region = None
-    host = urlparse(queue_url or "").hostname or ""
-    match = re.match(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com", host)
-    if match and not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-        region = match.group(1)
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
-    client: SQSClient = _aws_call(
-        "cannot make an SQS client",
-        boto3.client,
-        service_name="sqs",
-        region_name=region,
-        config=config,
-    )
-    return client
-
-
-def _aws_call(what: str, call: Callable[..., Any], **params: Any) -> Any:
-    """`call(**params)`, a boto3 call; its errors become one readable QueueError."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return call(**params)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise QueueError(
-            f"{what}: {error.get('Code', 'error')}: {error.get('Message', exc)}"
-        ) from None
-    except BotoCoreError as exc:
-        raise QueueError(f"{what}: {exc}") from None
-
-
-@dataclass
-class Sender:
-    """SendMessageBatch with everything SQS asks of a producer: at most 10 entries and
-    `max_bytes` a call, and the entries it reports as Failed sent again, with backoff."""
-
-    client: SQSClient
-    queue_url: str
-    max_bytes: int = SQS_MAX_BYTES
-    attempts: int = SEND_ATTEMPTS
-    backoff: float = 0.1  # seconds before the first retry; doubles, with jitter, up to 5 s
-    sleep: Callable[[float], None] = time.sleep
-    retried: int = 0  # entries sent again after a partial failure
-
-    def send_all(
-        self, bodies: Iterable[tuple[str, str]], on_sent: Callable[[str, str], None]
-    ) -> None:
-        """Send (key, body) pairs; `on_sent(key, sqs message id)` for each one SQS accepted.
-        Raises QueueError when SQS refuses one for good or keeps failing."""
-        call: list[tuple[str, str]] = []
-        size = 0
-        for key, body in bodies:
-            body_size = _size(body)
-            if call and (len(call) == SQS_BATCH_ENTRIES or size + body_size > self.max_bytes):
-                self._send(call, on_sent)
-                call, size = [], 0
-            call.append((key, body))
-            size += body_size
-        if call:
-            self._send(call, on_sent)
-
-    def _send(self, call: list[tuple[str, str]], on_sent: Callable[[str, str], None]) -> None:
-        pending = {str(i): entry for i, entry in enumerate(call)}
-        for attempt in range(1, self.attempts + 1):
-            entries: Any = [{"Id": i, "MessageBody": body} for i, (_, body) in pending.items()]
-            response = _aws_call(
-                f"cannot send to {self.queue_url}",
-                self.client.send_message_batch,
-                QueueUrl=self.queue_url,
-                Entries=entries,
-            )
-            for ok in response.get("Successful", []):
-                on_sent(pending[ok["Id"]][0], ok["MessageId"])
-            failed = response.get("Failed", [])
-            for failure in failed:
-                if failure.get("SenderFault"):
-                    key = pending[failure["Id"]][0]
-                    raise QueueError(
-                        f"{self.queue_url} refused message {key}: "
-                        f"{failure.get('Code')}: {failure.get('Message', '')}"
-                    )
-            if not failed:
-                return
-            pending = {f["Id"]: pending[f["Id"]] for f in failed}
-            if attempt < self.attempts:
-                self.retried += len(pending)
-                self.sleep(min(5.0, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
-        codes = Counter(str(f.get("Code")) for f in failed)
-        raise QueueError(
-            f"{len(pending)} messages still failing after {self.attempts} attempts "
-            f"({', '.join(f'{code} x{n}' for code, n in codes.items())})"
-        )
-
-
-def _queue_attributes(client: SQSClient, queue_url: str) -> dict[str, str]:
-    response = _aws_call(
-        f"cannot use queue {queue_url}",
-        client.get_queue_attributes,
-        QueueUrl=queue_url,
-        AttributeNames=["All"],
-    )
-    attributes: dict[str, str] = response.get("Attributes", {})
-    return attributes
-
-
-def _max_receive_count(attributes: dict[str, str]) -> int | None:
-    try:
-        return int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"])
-    except (KeyError, ValueError, TypeError):
-        return None
-
-
 # ---------------------------------------------------------------------------------- submit
 def submit(
     data: str | Path,
@@ -410,32 +273,34 @@ def submit(
     text_column: str = "text",
     id_column: str | None = None,
     results_uri: str | None = None,
-    texts_per_message: int = DEFAULT_TEXTS_PER_MESSAGE,
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-    max_bytes: int = SQS_MAX_BYTES,
+    texts_per_message: int = MAX_TEXTS_PER_MESSAGE,
+    max_text_chars: int = MAX_TEXT_CHARS,
+    max_bytes: int = SQS_MAX_MESSAGE_BYTES,
     progress: Progress | None = None,
     client: SQSClient | None = None,
     warn: Callable[[str], None] | None = None,
     backoff: float = 0.1,
+    home: Path | None = None,
 ) -> BatchRecord:
     """Send every text of `data` (CSV or JSONL) to the queue; returns the batch's record.
 
     Ids: see `read_input`. `results_uri` is where the queue function writes (default
-    `$MAAS_RESULTS`). `progress(texts sent, texts to send)` is called as SQS accepts them."""
+    `$MAAS_RESULTS`). `progress(texts sent, texts to send)` is called as SQS accepts them.
+    `home`: where the batch is recorded (default `$MAAS_HOME`, then `.maas`)."""
     if model:
         ModelRef.parse(model)  # refuse a malformed reference before sending anything
     if texts_per_message < 1:
         raise BatchError("texts per message must be at least 1")
     rows, assigned = read_input(data, text_column, id_column)
     client = client or sqs_client(queue_url)
-    attributes = _queue_attributes(client, queue_url)
+    attributes = queue_attributes(client, queue_url)
     if max_bytes > int(attributes.get("MaximumMessageSize", max_bytes)):
         max_bytes = int(attributes["MaximumMessageSize"])
 
     record = BatchRecord(
         id=_new_batch_id(),
         queue_url=queue_url,
-        results_uri=ResultSink(results_uri).uri,
+        results_uri=ResultSink(results_uri or ClientSettings.from_env().results).uri,
         input=str(Path(data).resolve()),
         texts=len(rows),
         messages={},
@@ -444,19 +309,20 @@ def submit(
         text_column=text_column,
         id_column=None if assigned else (id_column or DEFAULT_ID_COLUMN),
         model=model,
-        max_receive_count=_max_receive_count(attributes),
+        max_receive_count=max_receive_count(attributes),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        home=home,
     )
     sendable = []
     for item in rows:
-        refused = refusal(item.text, max_text_chars)
-        if refused:
+        problem = check_text(item.text, max_text_chars)
+        if problem:
             record.rejected.append(
                 {
                     "row": item.row,
                     "id": item.id,
-                    "code": refused[0],
-                    "message": f"the text {refused[1]}",
+                    "code": str(problem.code),
+                    "message": f"the text {problem.message}",
                 }
             )
         else:
@@ -505,11 +371,8 @@ def submit(
 
 def _write_ids(path: Path, rows: Sequence[InputText], where: dict[str, str]) -> None:
     lines = [["row", "id", "message"]] + [[str(r.row), r.id, where.get(r.id, "")] for r in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_file(path) as handle:
         csv.writer(handle).writerows(lines)
-    tmp.replace(path)
 
 
 def _read_ids(record: BatchRecord) -> list[dict[str, str]]:
@@ -558,10 +421,14 @@ class BatchStatus:
 
 
 def status(
-    batch_id: str, *, dlq_url: str | None = None, client: SQSClient | None = None
+    batch_id: str,
+    *,
+    dlq_url: str | None = None,
+    client: SQSClient | None = None,
+    home: Path | None = None,
 ) -> BatchStatus:
     """Count the batch's messages and texts by state (see the module's docstring)."""
-    record = BatchRecord.load(batch_id)
+    record = BatchRecord.load(batch_id, home)
     sink = ResultSink(record.results_uri)
     prefix = f"{record.id}-"
     with_result = set(sink.list_results(prefix)) & record.messages.keys()
@@ -618,15 +485,9 @@ def dead_letter_ids(
     seen: dict[str, str] = {}  # SQS message id -> receipt handle
     found: set[str] = set()
     while True:
-        response = _aws_call(
-            f"cannot read {dlq_url}",
-            client.receive_message,
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=30,
-            WaitTimeSeconds=wait_seconds,  # a long poll asks every SQS server, not a sample
-        )
-        fresh = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
+        # a long poll asks every SQS server, not a sample
+        received = receive(client, dlq_url, most=10, wait_seconds=wait_seconds, visibility=30)
+        fresh = [m for m in received if m["MessageId"] not in seen]
         if not fresh:
             break
         for message in fresh:
@@ -634,18 +495,7 @@ def dead_letter_ids(
             message_id = _body_id(message["Body"])
             if message_id and message_id.startswith(f"{batch_id}-"):
                 found.add(message_id)
-    handles = list(seen.values())
-    for start in range(0, len(handles), 10):
-        entries: Any = [
-            {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-            for i, h in enumerate(handles[start : start + 10])
-        ]
-        _aws_call(
-            f"cannot release {dlq_url}",
-            client.change_message_visibility_batch,
-            QueueUrl=dlq_url,
-            Entries=entries,
-        )
+    release_messages(client, dlq_url, list(seen.values()))
     return found
 
 
@@ -663,13 +513,13 @@ RESULT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
 def collect(
-    batch_id: str, *, dlq_url: str | None = None
+    batch_id: str, *, dlq_url: str | None = None, home: Path | None = None
 ) -> tuple[list[dict[str, Any]], BatchStatus]:
     """One row per input text, in input order: `id`, `status` (done / failed / pending), and
     `label`, `score`, `scores`, `model`, `version` when done, or `error` (a code) and
     `reason` when failed (and, for pending texts, the latest retryable failure)."""
-    record = BatchRecord.load(batch_id)
-    report = status(batch_id, dlq_url=dlq_url)
+    record = BatchRecord.load(batch_id, home)
+    report = status(batch_id, dlq_url=dlq_url, home=home)
     sink = ResultSink(record.results_uri)
     lines = _read_ids(record)
     in_message: dict[str, list[str]] = {}
@@ -718,31 +568,30 @@ def collect(
     return rows, report
 
 
-def write_results(batch_id: str, out: str | Path, *, dlq_url: str | None = None) -> BatchStatus:
+def write_results(
+    batch_id: str, out: str | Path, *, dlq_url: str | None = None, home: Path | None = None
+) -> BatchStatus:
     """Write `collect`'s rows to `out`: JSON Lines (.jsonl) or CSV (.csv, one `score_<label>`
     column per label)."""
     target = Path(out)
     kind = RESULT_FORMATS.get(target.suffix.lower())
     if kind is None:
         raise BatchError(f"{target.name}: unknown format; use .jsonl or .csv")
-    rows, report = collect(batch_id, dlq_url=dlq_url)
+    rows, report = collect(batch_id, dlq_url=dlq_url, home=home)
     if kind == "jsonl":
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        _write_atomically(target, text)
+        write_atomically(target, text)
         return report
     labels = list(dict.fromkeys(label for row in rows for label in row.get("scores", {})))
     columns = ["id", "status", "label", "score", *(f"score_{label}" for label in labels)]
     columns += ["model", "version", "error", "reason"]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_file(target) as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for row in rows:
             flat = {key: value for key, value in row.items() if key != "scores"}
             flat |= {f"score_{label}": p for label, p in row.get("scores", {}).items()}
             writer.writerow(flat)
-    tmp.replace(target)
     return report
 
 
@@ -768,26 +617,18 @@ def redrive(
     (AWS's own StartMessageMoveTask does the same server side; this works on any SQS API,
     moto included, and says what it moved.)"""
     client = client or sqs_client(queue_url)
-    _queue_attributes(client, queue_url)  # fail early on a wrong queue URL
+    queue_attributes(client, queue_url)  # fail early on a wrong queue URL
     sender = Sender(client, queue_url)
     report = RedriveReport()
     resent: set[str] = set()  # SQS ids of the copies we sent
     while limit is None or report.moved < limit:
         want = 10 if limit is None else min(10, limit - report.moved)
-        response = _aws_call(
-            f"cannot read {dlq_url}",
-            client.receive_message,
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=want,
-            WaitTimeSeconds=wait_seconds,
-            VisibilityTimeout=60,
-        )
-        received = response.get("Messages", [])
+        received = receive(client, dlq_url, most=want, wait_seconds=wait_seconds, visibility=60)
         again = [m for m in received if m["MessageId"] in resent]
         fresh = [m for m in received if m["MessageId"] not in resent]
         if again:
             report.left += len(again)
-            _release(client, dlq_url, again)
+            release_messages(client, dlq_url, [m["ReceiptHandle"] for m in again])
         if not fresh:
             break
         handles = {m["MessageId"]: m["ReceiptHandle"] for m in fresh}
@@ -802,44 +643,10 @@ def redrive(
         try:
             sender.send_all(((m["MessageId"], m["Body"]) for m in fresh), sent)
         finally:
-            _delete(client, dlq_url, [handles[key] for key in moved])
-            _release(client, dlq_url, [m for m in fresh if m["MessageId"] not in set(moved)])
+            delete_messages(client, dlq_url, [handles[key] for key in moved])
+            kept = [m["ReceiptHandle"] for m in fresh if m["MessageId"] not in set(moved)]
+            release_messages(client, dlq_url, kept)
             report.moved += len(moved)
         if again:
             break
     return report
-
-
-def _delete(client: SQSClient, queue_url: str, handles: list[str]) -> None:
-    for start in range(0, len(handles), 10):
-        entries: Any = [
-            {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])
-        ]
-        _aws_call(
-            f"cannot delete from {queue_url}",
-            client.delete_message_batch,
-            QueueUrl=queue_url,
-            Entries=entries,
-        )
-
-
-def _release(client: SQSClient, queue_url: str, messages: list[dict[str, Any]]) -> None:
-    for start in range(0, len(messages), 10):
-        entries: Any = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-            for i, m in enumerate(messages[start : start + 10])
-        ]
-        _aws_call(
-            f"cannot release messages in {queue_url}",
-            client.change_message_visibility_batch,
-            QueueUrl=queue_url,
-            Entries=entries,
-        )
-
-
-# ---------------------------------------------------------------------------------- helpers
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

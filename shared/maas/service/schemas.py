@@ -4,14 +4,20 @@ The HTTP function validates its body with these models (Powertools derives the O
 from them), the queue function parses each SQS message body with `QueueMessage`, and both turn a
 validation failure into the same error code with `invalid_input`. Every rule raises a
 `PydanticCustomError` whose type *is* the stable error code, so the code lives next to the rule.
+
+The limits a rule enforces are the function's own (`ServiceSettings.limits`): each handler
+validates inside `enforcing(limits)`, so the HTTP function (64 texts a request) and the queue
+function (1000 texts a message) can share one process, as they do in `maas serve`. Outside
+any handler the defaults of `maas.core.limits` apply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 from pydantic import (
@@ -26,59 +32,64 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from maas.errors import InvalidInput, InvalidModelRef, MaasError
-from maas.store import ModelRef
+from maas.core.limits import DEFAULT_LIMITS, MAX_ID_CHARS, Limits, check_text
+from maas.errors import ErrorCode, InvalidInput, InvalidJson, InvalidModelRef, MaasError
+from maas.store.refs import ModelRef
 
-DEFAULT_MAX_TEXTS = 64
-DEFAULT_MAX_TEXT_CHARS = 10_000
+_LIMITS: ContextVar[Limits] = ContextVar("maas_limits", default=DEFAULT_LIMITS)
 # A message id becomes an S3 key (`results/<id>.json`): S3's "safe" characters only, no "/",
 # and a letter or digit first so a local sink never creates hidden files.
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-!*'()]{0,255}$")
+_KEY_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-!*'()]{{0,{MAX_ID_CHARS - 1}}}")
 
 
-def max_texts() -> int:
-    return int(os.environ.get("MAAS_MAX_TEXTS") or DEFAULT_MAX_TEXTS)
+@contextlib.contextmanager
+def enforcing(limits: Limits) -> Iterator[None]:
+    """Validate with these limits (and document them in the OpenAPI document) in the block."""
+    token = _LIMITS.set(limits)
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
 
 
-def max_text_chars() -> int:
-    return int(os.environ.get("MAAS_MAX_TEXT_CHARS") or DEFAULT_MAX_TEXT_CHARS)
+def current_limits() -> Limits:
+    return _LIMITS.get()
 
 
 # ------------------------------------------------------------------------------- rules
 def _check_text(value: str) -> str:
-    limit = max_text_chars()
-    if len(value) > limit:
+    problem = check_text(value, current_limits().max_text_chars)
+    if problem is not None:
+        facts = {"length": problem.length, "limit": problem.limit}
         raise PydanticCustomError(
-            "text_too_long",
-            "has {length} characters; the limit is {limit}",
-            {"length": len(value), "limit": limit},
+            str(problem.code), problem.message, {k: v for k, v in facts.items() if v is not None}
         )
-    if not value.strip():
-        raise PydanticCustomError("empty_text", "is empty or only whitespace")
     return value
 
 
 def _check_count(value: Any) -> Any:
     # Before item validation, so an oversized list is refused without looking at every text.
     if isinstance(value, list):
-        limit = max_texts()
+        limit = current_limits().max_texts
         if len(value) > limit:
             raise PydanticCustomError(
-                "too_many_texts",
+                str(ErrorCode.TOO_MANY_TEXTS),
                 "has {count} texts; the limit is {limit}",
                 {"count": len(value), "limit": limit},
             )
         if not value:
-            raise PydanticCustomError("missing_text", "is empty: send at least one text")
+            raise PydanticCustomError(
+                str(ErrorCode.MISSING_TEXT), "is empty: send at least one text"
+            )
     return value
 
 
-def _check_key(code: str) -> Any:
+def _check_key(code: ErrorCode) -> Any:
     def check(value: str) -> str:
-        if not _KEY_RE.match(value):
+        if not _KEY_RE.fullmatch(value):
             raise PydanticCustomError(
-                code,
-                "must be 1-256 characters: letters, digits and _ . - ! * ' ( ), "
+                str(code),
+                f"must be 1-{MAX_ID_CHARS} characters: letters, digits and _ . - ! * ' ( ), "
                 "starting with a letter or digit",
             )
         return value
@@ -91,7 +102,9 @@ def _check_model_ref(value: str) -> str:
         ModelRef.parse(value)
     except InvalidModelRef as exc:
         raise PydanticCustomError(
-            "invalid_model_reference", "is not a model reference: {reason}", {"reason": exc.message}
+            str(ErrorCode.INVALID_MODEL_REFERENCE),
+            "is not a model reference: {reason}",
+            {"reason": exc.message},
         ) from None
     return value
 
@@ -103,7 +116,9 @@ Text = Annotated[
     AfterValidator(_check_text),
     Field(
         description="A text to classify; not blank.",
-        json_schema_extra=lambda schema: schema.update(minLength=1, maxLength=max_text_chars()),
+        json_schema_extra=lambda schema: schema.update(
+            minLength=1, maxLength=current_limits().max_text_chars
+        ),
     ),
 ]
 Texts = Annotated[
@@ -111,7 +126,9 @@ Texts = Annotated[
     BeforeValidator(_check_count),
     Field(
         description="Texts to classify together; their predictions come back in the same order.",
-        json_schema_extra=lambda schema: schema.update(minItems=1, maxItems=max_texts()),
+        json_schema_extra=lambda schema: schema.update(
+            minItems=1, maxItems=current_limits().max_texts
+        ),
     ),
 ]
 
@@ -128,10 +145,10 @@ class _TextsInput(BaseModel):
     @model_validator(mode="after")
     def _exactly_one(self) -> _TextsInput:
         if self.text is None and self.texts is None:
-            raise PydanticCustomError("missing_text", "send either 'text' or 'texts'")
+            raise PydanticCustomError(str(ErrorCode.MISSING_TEXT), "send either 'text' or 'texts'")
         if self.text is not None and self.texts is not None:
             raise PydanticCustomError(
-                "both_text_and_texts", "send either 'text' or 'texts', not both"
+                str(ErrorCode.BOTH_TEXT_AND_TEXTS), "send either 'text' or 'texts', not both"
             )
         return self
 
@@ -150,9 +167,9 @@ class PredictRequest(_TextsInput):
     )
 
 
-MessageId = Annotated[str, AfterValidator(_check_key("invalid_id"))]
-BatchId = Annotated[str, AfterValidator(_check_key("invalid_batch"))]
-TextId = Annotated[str, Field(min_length=1, max_length=256)]
+MessageId = Annotated[str, AfterValidator(_check_key(ErrorCode.INVALID_ID))]
+BatchId = Annotated[str, AfterValidator(_check_key(ErrorCode.INVALID_BATCH))]
+TextId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 
 
 class QueueMessage(_TextsInput):
@@ -176,12 +193,14 @@ class QueueMessage(_TextsInput):
         texts = len(self.all_texts())
         if len(self.ids) != texts:
             raise PydanticCustomError(
-                "ids_mismatch",
+                str(ErrorCode.IDS_MISMATCH),
                 "ids has {ids} entries for {texts} texts: send one id per text",
                 {"ids": len(self.ids), "texts": texts},
             )
         if len(set(self.ids)) != len(self.ids):
-            raise PydanticCustomError("duplicate_ids", "ids has duplicates: one id per text")
+            raise PydanticCustomError(
+                str(ErrorCode.DUPLICATE_IDS), "ids has duplicates: one id per text"
+            )
         return self
 
     @staticmethod
@@ -297,25 +316,20 @@ def error_body(error: MaasError) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ error mapping
-class InvalidJson(InvalidInput):
-    code = "invalid_json"
-    status = 400
-
-
 # Our own rules (PydanticCustomError types) are codes already; pydantic's built-in error types
 # are folded into a few codes. Anything else is "invalid_input".
 CUSTOM_CODES = frozenset(
     {
-        "missing_text",
-        "both_text_and_texts",
-        "empty_text",
-        "text_too_long",
-        "too_many_texts",
-        "invalid_id",
-        "invalid_batch",
-        "invalid_model_reference",
-        "ids_mismatch",
-        "duplicate_ids",
+        ErrorCode.MISSING_TEXT,
+        ErrorCode.BOTH_TEXT_AND_TEXTS,
+        ErrorCode.EMPTY_TEXT,
+        ErrorCode.TEXT_TOO_LONG,
+        ErrorCode.TOO_MANY_TEXTS,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_BATCH,
+        ErrorCode.INVALID_MODEL_REFERENCE,
+        ErrorCode.IDS_MISMATCH,
+        ErrorCode.DUPLICATE_IDS,
     }
 )
 _WRONG_TYPE = ("_type", "_parsing")
@@ -332,27 +346,29 @@ def _field_path(loc: Sequence[Any]) -> str:
     return path
 
 
-def _code(kind: str, field: str) -> str:
+def _code(kind: str, field: str) -> ErrorCode:
     if kind in CUSTOM_CODES:
-        return kind
+        return ErrorCode(kind)
     if kind == "json_invalid":
-        return "invalid_json"
+        return ErrorCode.INVALID_JSON
     if kind == "extra_forbidden":
-        return "unknown_field"
+        return ErrorCode.UNKNOWN_FIELD
     if kind == "missing":
-        return f"missing_{field.split('.')[-1]}" if field else "missing_body"
+        if not field:
+            return ErrorCode.MISSING_BODY
+        return ErrorCode.MISSING_ID if field == "id" else ErrorCode.INVALID_INPUT
     if kind.endswith(_WRONG_TYPE):
-        return "wrong_type"
-    return "invalid_input"
+        return ErrorCode.WRONG_TYPE
+    return ErrorCode.INVALID_INPUT
 
 
-def _message(kind: str, code: str, field: str, error: Mapping[str, Any]) -> str:
+def _message(kind: str, code: ErrorCode, field: str, error: Mapping[str, Any]) -> str:
     ctx = error.get("ctx") or {}
-    if code == "invalid_json":
+    if code == ErrorCode.INVALID_JSON:
         return f"the body is not valid JSON: {ctx.get('error', error.get('msg', ''))}"
-    if code == "unknown_field":
+    if code == ErrorCode.UNKNOWN_FIELD:
         return f"unknown field {field!r}"
-    if code == "wrong_type" and not field:
+    if code == ErrorCode.WRONG_TYPE and not field:
         return "the body must be a JSON object"
     if kind in _EXPECTED:
         return f"{field} must be {_EXPECTED[kind]}"
@@ -374,7 +390,8 @@ def invalid_input(errors: ValidationError | Sequence[Mapping[str, Any]]) -> Inva
         # (Powertools puts the character offset of a JSON error in its loc: not a field)
         field = "" if kind == "json_invalid" else _field_path(error.get("loc", ()))
         code = _code(kind, field)
-        problem: dict[str, Any] = {"code": code, "message": _message(kind, code, field, error)}
+        message = _message(kind, code, field, error)
+        problem: dict[str, Any] = {"code": str(code), "message": message}
         if field:
             problem["field"] = field
         if kind in CUSTOM_CODES:  # our own numbers (limits, counts), never the input
@@ -387,5 +404,5 @@ def invalid_input(errors: ValidationError | Sequence[Mapping[str, Any]]) -> Inva
     details = {key: value for key, value in first.items() if key not in ("code", "message")}
     if len(problems) > 1:
         details["errors"] = problems[:20]
-    cls = InvalidJson if first["code"] == "invalid_json" else InvalidInput
-    return cls(first["message"], code=first["code"], **details)
+    cls = InvalidJson if first["code"] == ErrorCode.INVALID_JSON else InvalidInput
+    return cls(first["message"], code=ErrorCode(first["code"]), **details)

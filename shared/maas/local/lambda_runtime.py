@@ -1,7 +1,8 @@
-"""Run the Lambda handlers in this process, the way the Lambda runtime does.
+"""Run the Lambda functions in this process, the way the Lambda runtime does: a context
+object, a cold start that imports `functions/<name>/app.py` afresh, the committed events.
 
 Used by `maas demo`, the local SQS event source, the tests and the benchmarks, so that all of
-them exercise the real `functions/*/app.py` with the committed events.
+them exercise the real entry points with the committed events. Not shipped to Lambda.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from maas.errors import MaasError
+from maas.errors import BadData
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = REPO / "functions"
 EVENTS = REPO / "events"
 
@@ -43,10 +44,10 @@ def load_function(function: str | Path) -> ModuleType:
     default model now."""
     path = Path(function) if str(function).endswith(".py") else FUNCTIONS / str(function) / "app.py"
     if not path.is_file():
-        raise MaasError(f"{path} not found: this needs a maas source checkout")
+        raise BadData(f"{path} not found: this needs a maas source checkout")
     spec = importlib.util.spec_from_file_location(f"maas_function_{uuid.uuid4().hex}", path)
     if spec is None or spec.loader is None:
-        raise MaasError(f"cannot load {path}")
+        raise BadData(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -13,21 +13,17 @@ the result is what counts. Results hold labels and probabilities, never the text
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from maas.errors import VersionConflict
-from maas.store import NotFound, backend_for
-
-DEFAULT_RESULTS = ".maas/results"
+from maas.errors import NotFound, VersionConflict
+from maas.store.backends import backend_for
 
 
 class ResultSink:
-    def __init__(self, uri: str | Path | None = None) -> None:
-        """`s3://bucket/prefix`, `file:///path` or a directory; default `$MAAS_RESULTS`, then
-        `.maas/results`."""
-        self.backend = backend_for(uri or os.environ.get("MAAS_RESULTS") or DEFAULT_RESULTS)
+    def __init__(self, uri: str | Path) -> None:
+        """`s3://bucket/prefix`, `file:///path` or a directory."""
+        self.backend = backend_for(uri)
 
     @property
     def uri(self) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maas.errors import InvalidInput
+from maas.errors import BadData
 
 csv.field_size_limit(sys.maxsize)
 
@@ -37,16 +37,14 @@ def _format(path: Path) -> str:
         return "jsonl"
     if suffix in (".csv", ".tsv", ".txt"):
         return "csv"
-    raise InvalidInput(
-        f"{path.name}: unknown file type {suffix!r}; use .csv or .jsonl", code="bad_data"
-    )
+    raise BadData(f"{path.name}: unknown file type {suffix!r}; use .csv or .jsonl")
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each row of a CSV (with a header) or JSONL file."""
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput(f"{path}: no such file", code="bad_data")
+        raise BadData(f"{path}: no such file")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         if _format(path) == "csv":
             dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
@@ -60,21 +58,18 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InvalidInput(
-                    f"{path.name}:{number}: not valid JSON ({exc.msg})", code="bad_data"
-                ) from exc
+                raise BadData(f"{path.name}:{number}: not valid JSON ({exc.msg})") from exc
             if not isinstance(record, dict):
-                raise InvalidInput(f"{path.name}:{number}: expected a JSON object", code="bad_data")
+                raise BadData(f"{path.name}:{number}: expected a JSON object")
             yield number, record
 
 
 def _field(path: Path, number: int, record: dict[str, Any], column: str) -> str:
     if column not in record or record[column] is None:
         found = ", ".join(map(str, record)) or "none"
-        raise InvalidInput(
+        raise BadData(
             f"{path.name}:{number}: no {column!r} column (found: {found}); "
             "name the columns with --text-column / --label-column",
-            code="bad_data",
         )
     value = record[column]
     if isinstance(value, str):
@@ -97,9 +92,9 @@ def read_labelled(
         text = _field(source, number, record, text_column)
         label = _field(source, number, record, label_column).strip()
         if not label:
-            raise InvalidInput(f"{source.name}:{number}: empty label", code="bad_data")
+            raise BadData(f"{source.name}:{number}: empty label")
         texts.append(text)
         labels.append(label)
     if not texts:
-        raise InvalidInput(f"{source}: no rows", code="bad_data")
+        raise BadData(f"{source}: no rows")
     return Dataset(texts, labels, source.name)

@@ -1,9 +1,11 @@
 """The inference core: tokenizer + one TFLite interpreter -> labels with probabilities.
 
 This is the only prediction path: the Lambda functions, `maas predict` and `maas evaluate`
-all call `Classifier.predict`. It never imports TensorFlow; the interpreter comes from
-tflite-runtime (the Lambda bundle) or, where that cannot be installed next to TensorFlow,
-from its successor LiteRT (`ai-edge-litert`), which runs the same model files.
+all call `Classifier.predict`. It opens a directory that holds an artifact's files, described
+by its `Manifest`; where the directory came from (a training job, a store's cache) is not its
+business. It never imports TensorFlow; the interpreter comes from tflite-runtime (the Lambda
+bundle) or, where that cannot be installed next to TensorFlow, from its successor LiteRT
+(`ai-edge-litert`), which runs the same model files.
 """
 
 from __future__ import annotations
@@ -18,14 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from maas import artifact
-from maas.errors import GoldenMismatch
-from maas.store import LocalModel, ModelRef, ModelStore
-from maas.tokenizer import Tokenizer
-
-GOLDEN_TOLERANCE = 1e-3
-PAD = 0
-LSTM_STATE = "lstm_state"  # maas.training.export.LSTM_STATE (no TensorFlow import here)
+from maas.core import manifest as artifact
+from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS, BucketKind, Manifest
+from maas.core.tokenizer import PAD_ID, Tokenizer
+from maas.errors import GoldenMismatch, IntegrityError
 
 
 def _interpreter_class() -> tuple[Any, str]:
@@ -83,7 +81,7 @@ def _padding_states(step: _Model, count: int) -> list[tuple[Any, Any]]:
     """The LSTM state (h, c) after 0, 1, ..., count padding steps, by the one-step model."""
     h0, c0 = (
         np.zeros(step.interpreter.get_tensor(step.inputs[name]).shape, dtype=np.float32)
-        for name in ("h0", "c0")
+        for name in LSTM_STATE_INPUTS
     )
     states = [(h0, c0)]
     for _ in range(count):
@@ -110,7 +108,7 @@ class _Model:
             self.inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
             self.outputs = [d["index"] for _, d in sorted(runner.get_output_details().items())]
             del runner
-        self.ids = self.inputs.get("ids", next(iter(details)))
+        self.ids = self.inputs.get(IDS_INPUT, next(iter(details)))
         self.length = int(details[self.ids]["shape"][1])
         self.buffer = np.zeros((1, self.length), dtype=np.int32)
 
@@ -118,7 +116,7 @@ class _Model:
         """Invoke on one text's ids (at most `length`), padded on the given side; returns the
         outputs (the first is the probabilities). `state`: the LSTM's (h0, c0)."""
         buffer, interpreter = self.buffer, self.interpreter
-        buffer.fill(PAD)
+        buffer.fill(PAD_ID)
         if ids:
             if pre:
                 buffer[0, self.length - len(ids) :] = ids
@@ -126,8 +124,8 @@ class _Model:
                 buffer[0, : len(ids)] = ids
         interpreter.set_tensor(self.ids, buffer)
         if state is not None:
-            interpreter.set_tensor(self.inputs["h0"], state[0])
-            interpreter.set_tensor(self.inputs["c0"], state[1])
+            for name, value in zip(LSTM_STATE_INPUTS, state, strict=True):
+                interpreter.set_tensor(self.inputs[name], value)
         interpreter.invoke()
         return [interpreter.get_tensor(index) for index in self.outputs]
 
@@ -145,32 +143,49 @@ class Classifier:
     padding steps, computed here once, at load, with the artifact's one-step model.
     """
 
-    def __init__(self, model: LocalModel, num_threads: int = 1) -> None:
-        self.name = model.name
-        self.version = model.version
-        self.manifest = model.manifest
-        self.labels: list[str] = list(model.manifest["labels"])
-        self.tokenizer = Tokenizer.load(model.path / artifact.TOKENIZER)
+    def __init__(
+        self,
+        directory: str | Path,
+        manifest: Manifest,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        """Open the artifact in `directory` that `manifest` describes (its files are trusted:
+        `Classifier.open` checks them first, a store checks them when it fetches)."""
+        path = Path(directory)
+        self.name = name or manifest.name or path.name
+        self.version = version or manifest.version or "unpublished"
+        self.manifest = manifest
+        self.labels: list[str] = list(manifest.labels)
+        self.tokenizer = Tokenizer.load(path / artifact.TOKENIZER)
         interpreter_class, self.runtime = _interpreter_class()
-        self._full = _Model(model.path / artifact.MODEL, interpreter_class, num_threads)
+        self._full = _Model(path / artifact.MODEL, interpreter_class, num_threads)
         self._length = self._full.length
         outputs = self._full.interpreter.get_output_details()
         self._binary = int(outputs[0]["shape"][-1]) == 1
-        if self._binary and len(self.labels) != 2:
-            raise ValueError("a single sigmoid output needs exactly two labels")
+        width = 2 if self._binary else int(outputs[0]["shape"][-1])
+        if width != len(self.labels):
+            raise IntegrityError(
+                f"{self.name}:{self.version}: the model gives {width} probabilities for "
+                f"{len(self.labels)} labels",
+                labels=len(self.labels),
+                outputs=width,
+            )
         spec = self.tokenizer.spec
         self._pre = spec.padding == "pre"
         self._keep_tail = spec.truncating == "pre"
         # (length, model, LSTM state to start from) by increasing length
         self._buckets: list[tuple[int, _Model, tuple[Any, Any] | None]] = []
-        buckets = model.manifest.get("buckets") or {}
+        buckets = manifest.buckets
         opened = [
-            _Model(model.path / entry["file"], interpreter_class, num_threads)
-            for entry in buckets.get("models", [])
+            _Model(path / entry.file, interpreter_class, num_threads)
+            for entry in (buckets.models if buckets else [])
         ]
         states: list[tuple[Any, Any]] = []
-        if buckets.get("kind") == LSTM_STATE and opened:
-            step = _Model(model.path / buckets["step"], interpreter_class, num_threads)
+        if buckets and buckets.kind == BucketKind.LSTM_STATE and buckets.step and opened:
+            step = _Model(path / buckets.step, interpreter_class, num_threads)
             states = _padding_states(step, self._length - min(m.length for m in opened))
         for bucket in sorted(opened, key=lambda m: m.length):
             if bucket.length >= self._length:
@@ -178,25 +193,12 @@ class Classifier:
             state = states[self._length - bucket.length] if states else None
             self._buckets.append((bucket.length, bucket, state))
 
-    # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_store(
-        cls,
-        ref: ModelRef | str,
-        store: ModelStore | str | None = None,
-        cache_dir: str | Path | None = None,
-    ) -> Classifier:
-        store = store if isinstance(store, ModelStore) else ModelStore.open(store)
-        return cls(store.fetch(ref, cache_dir))
-
-    @classmethod
-    def from_directory(cls, directory: str | Path) -> Classifier:
-        """An unpublished artifact (a training job's output), verified against its manifest."""
+    def open(cls, directory: str | Path) -> Classifier:
+        """An artifact directory (a training job's output), verified against its manifest."""
         manifest = artifact.read_manifest(directory)
-        artifact.verify_files(directory, manifest, artifact.serving_files(manifest))
-        name = str(manifest.get("name") or Path(directory).name)
-        version = str(manifest.get("version") or "unpublished")
-        return cls(LocalModel(name, version, Path(directory), manifest))
+        artifact.verify_files(directory, manifest, manifest.serving_files())
+        return cls(directory, manifest)
 
     # -- prediction ---------------------------------------------------------------------
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -240,25 +242,28 @@ class Classifier:
         ]
 
     def describe(self) -> dict[str, Any]:
-        """What `GET /models/{name}` and `maas models` show."""
+        """What `GET /models/{name}` shows."""
+        metrics = self.manifest.metrics or {}
         return {
             "name": self.name,
             "version": self.version,
             "labels": self.labels,
-            "task": self.manifest["task"],
-            "metrics": self.manifest.get("metrics", {}),
-            "created_at": self.manifest.get("created_at"),
-            "published_at": self.manifest.get("published_at"),
+            "task": self.manifest.task,
+            "metrics": {kind: report.model_dump(mode="json") for kind, report in metrics.items()},
+            "created_at": self.manifest.created_at,
+            "published_at": self.manifest.published_at,
             "runtime": self.runtime,
         }
 
-    def verify_golden(self, tolerance: float = GOLDEN_TOLERANCE) -> float:
-        """Check the manifest's golden examples; returns the largest probability difference."""
-        golden = self.manifest["golden"]["examples"]
+    def verify_golden(self, tolerance: float | None = None) -> float:
+        """Check the manifest's golden examples (within the tolerance it records, unless one is
+        given); returns the largest probability difference."""
+        golden = self.manifest.golden.examples
+        tolerance = self.manifest.golden.tolerance if tolerance is None else tolerance
         if not golden:
             raise GoldenMismatch(f"{self.name}:{self.version} records no golden examples")
-        expected = np.asarray([example["probabilities"] for example in golden], dtype=np.float64)
-        actual = self.probabilities([example["text"] for example in golden])
+        expected = np.asarray([example.probabilities for example in golden], dtype=np.float64)
+        actual = self.probabilities([example.text for example in golden])
         worst = float(np.max(np.abs(actual - expected)))
         if worst > tolerance:
             raise GoldenMismatch(

@@ -3,8 +3,8 @@
 Both Lambda functions hold one `ModelService` for the life of their process. It
 
 - resolves a request's model reference to a version: `name:3` as is; `name@alias` and a bare
-  `name` (= `name@<MAAS_MODEL_ALIAS>` when that alias exists, else the latest version) through
-  the store, remembered for MAAS_ALIAS_TTL_SECONDS so a promote takes effect without a redeploy
+  `name` (its configured alias when that exists, else its latest version: `ModelStore.resolve`)
+  through the store, remembered for the alias TTL so a promote takes effect without a redeploy
   and without a store round trip per request;
 - keeps the classifiers it loaded, keyed by (name, version), least recently used out first;
 - never remembers a failure: an unreachable store raises `StoreError` (HTTP 503, a retried
@@ -14,7 +14,6 @@ Both Lambda functions hold one `ModelService` for the life of their process. It
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -22,12 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from maas.classifier import Classifier, Prediction
-from maas.errors import InvalidInput, MaasError, ModelNotFound, StoreError
-from maas.store import DEFAULT_ALIAS, ModelRef, ModelStore
+from maas.core.classifier import Classifier, Prediction
+from maas.errors import ErrorCode, InvalidInput, MaasError, ModelNotFound, StoreError
+from maas.service.settings import DEFAULT_ALIAS_TTL, DEFAULT_MAX_MODELS, ServiceSettings
+from maas.store.refs import DEFAULT_ALIAS, ModelRef
+from maas.store.registry import ModelStore
 
-DEFAULT_ALIAS_TTL = 60.0
-DEFAULT_MAX_MODELS = 8
 # After a failed re-resolution, how long the previous answer is served before trying again.
 STALE_RETRY_SECONDS = 5.0
 
@@ -43,11 +42,11 @@ class _Resolution:
 class ModelService:
     def __init__(
         self,
-        store: ModelStore | str | Path | None = None,
+        store: ModelStore | str | Path,
         *,
+        cache_dir: str | Path,
         default_model: str | None = None,
         alias: str = DEFAULT_ALIAS,
-        cache_dir: str | Path | None = None,
         alias_ttl: float = DEFAULT_ALIAS_TTL,
         max_models: int = DEFAULT_MAX_MODELS,
         on_load: OnLoad | None = None,
@@ -57,7 +56,7 @@ class ModelService:
         self._store_uri = None if isinstance(store, ModelStore) else store
         self.default_model = default_model
         self.alias = alias
-        self.cache_dir = cache_dir
+        self.cache_dir = Path(cache_dir)
         self.alias_ttl = alias_ttl
         self.max_models = max_models
         self.on_load = on_load
@@ -67,17 +66,16 @@ class ModelService:
         self._lock = threading.RLock()
 
     @classmethod
-    def from_env(cls, on_load: OnLoad | None = None) -> ModelService:
-        """MAAS_STORE, MAAS_MODEL_NAME, MAAS_MODEL_ALIAS (production), MAAS_CACHE_DIR,
-        MAAS_ALIAS_TTL_SECONDS (60), MAAS_MAX_MODELS (8)."""
-        env = os.environ
+    def from_settings(
+        cls, settings: ServiceSettings, on_load: OnLoad | None = None
+    ) -> ModelService:
         return cls(
-            env.get("MAAS_STORE") or None,
-            default_model=env.get("MAAS_MODEL_NAME") or None,
-            alias=env.get("MAAS_MODEL_ALIAS") or DEFAULT_ALIAS,
-            cache_dir=env.get("MAAS_CACHE_DIR") or None,
-            alias_ttl=float(env.get("MAAS_ALIAS_TTL_SECONDS") or DEFAULT_ALIAS_TTL),
-            max_models=int(env.get("MAAS_MAX_MODELS") or DEFAULT_MAX_MODELS),
+            settings.store,
+            cache_dir=settings.cache_dir,
+            default_model=settings.default_model,
+            alias=settings.alias,
+            alias_ttl=settings.alias_ttl,
+            max_models=settings.max_models,
             on_load=on_load,
         )
 
@@ -101,7 +99,7 @@ class ModelService:
                 return self._classifiers[key]
             started = time.perf_counter()
             local = self.store.fetch(ModelRef(name, version=version), self.cache_dir)
-            classifier = Classifier(local)
+            classifier = local.open()
             self._classifiers[key] = classifier
             while len(self._classifiers) > self.max_models:
                 self._classifiers.popitem(last=False)
@@ -155,17 +153,9 @@ class ModelService:
         if not ref:
             raise InvalidInput(
                 "no model named and no default model configured (MAAS_MODEL_NAME)",
-                code="missing_model",
+                code=ErrorCode.MISSING_MODEL,
             )
         return ModelRef.parse(ref)
 
     def _resolve_in_store(self, ref: ModelRef) -> str:
-        if ref.alias:
-            return self.store.resolve(ref)[1]
-        try:  # a bare name: the configured alias when it exists, else the latest version
-            return self.store.resolve(ModelRef(ref.name, alias=self.alias))[1]
-        except ModelNotFound:
-            versions = self.store.versions(ref.name)
-            if not versions:
-                raise ModelNotFound(f"no model named {ref.name!r}") from None
-            return versions[-1]
+        return self.store.resolve(ref, default_alias=self.alias)[1]

@@ -1,0 +1,72 @@
+"""Every limit on what a caller may send, defined once, and the one check of a text.
+
+The request schemas, the queue function, `maas batch submit`'s packing, the CLI and the
+template's parameter defaults all use these numbers (a test compares the template with them).
+A deployment may lower or raise them per function through its settings (`MAAS_MAX_TEXTS`,
+`MAAS_MAX_TEXT_CHARS`); the defaults live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maas.errors import ErrorCode
+
+MAX_TEXT_CHARS = 10_000
+"""Longest text accepted, in characters (HTTP, queue and CLI alike)."""
+
+MAX_TEXTS_PER_REQUEST = 64
+"""Most texts in one HTTP predict request: keeps a request within API Gateway's 30 s."""
+
+MAX_TEXTS_PER_MESSAGE = 1000
+"""Most texts in one queue message, the number `maas batch submit` packs up to."""
+
+SQS_MAX_MESSAGE_BYTES = 262_144
+"""256 KiB: SQS's classic limit per message and per SendMessageBatch call."""
+
+SQS_BATCH_ENTRIES = 10
+"""SQS's most entries in one batch call (send, delete, change visibility) and receive."""
+
+MAX_ID_CHARS = 256
+"""Longest message, batch or text id."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits one function enforces: texts per request or message, characters per text."""
+
+    max_texts: int = MAX_TEXTS_PER_REQUEST
+    max_text_chars: int = MAX_TEXT_CHARS
+
+    def __post_init__(self) -> None:
+        if self.max_texts < 1 or self.max_text_chars < 1:
+            raise ValueError("limits must be positive")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class TextProblem:
+    """Why a text cannot be classified: a stable code, the message's predicate and its facts."""
+
+    code: ErrorCode
+    message: str  # reads after the text's name: "texts[3] has 12000 characters; ..."
+    length: int | None = None
+    limit: int | None = None
+
+
+def check_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> TextProblem | None:
+    """The reason a text would be refused, or None. HTTP validation, the queue function, the
+    CLI and `maas batch submit` (which does not send what the function would refuse) all ask
+    this one function, so they always agree."""
+    if len(text) > max_chars:
+        return TextProblem(
+            ErrorCode.TEXT_TOO_LONG,
+            f"has {len(text)} characters; the limit is {max_chars}",
+            length=len(text),
+            limit=max_chars,
+        )
+    if not text.strip():
+        return TextProblem(ErrorCode.EMPTY_TEXT, "is empty or only whitespace")
+    return None

@@ -1,0 +1,248 @@
+"""Online predictions behind API Gateway (HTTP API, payload v2): the HTTP function's app.
+
+Powertools routes and validates each request against `maas.service.schemas`, the model
+service does the work, and this module maps every error to its HTTP status (the only place
+that mapping exists). Every client mistake is a 4xx with `{"error": {"code", "message"}}`.
+Logs carry counts, lengths, the model and latency, never the texts.
+
+`functions/http/app.py` builds one `HttpFunction` per cold start; `maas serve` and the tests
+build theirs the same way.
+"""
+
+# Powertools' route and exception_handler decorators have no return annotations:
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+import binascii
+import time
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel
+
+from maas.errors import (
+    ErrorCode,
+    InternalError,
+    InvalidInput,
+    InvalidJson,
+    MaasError,
+    MethodNotAllowed,
+    RouteNotFound,
+    UnsupportedMediaType,
+)
+from maas.service.runtime import FunctionRuntime, Handler
+from maas.service.schemas import (
+    ErrorResponse,
+    HealthResponse,
+    ModelInfo,
+    PredictRequest,
+    PredictResponse,
+    error_body,
+    invalid_input,
+)
+from maas.service.settings import ServiceSettings
+
+# The HTTP status of each error code; a code not listed is a server error (500).
+_CLIENT_STATUS = {
+    ErrorCode.INVALID_JSON: HTTPStatus.BAD_REQUEST,
+    ErrorCode.INVALID_MODEL_REFERENCE: HTTPStatus.BAD_REQUEST,
+    ErrorCode.MODEL_NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.ROUTE_NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.METHOD_NOT_ALLOWED: HTTPStatus.METHOD_NOT_ALLOWED,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.VERSION_CONFLICT: HTTPStatus.CONFLICT,
+}
+_SERVER_STATUS = {ErrorCode.STORE_ERROR: HTTPStatus.SERVICE_UNAVAILABLE}
+# What a client is told of our own failures (details such as store URIs go to the log only).
+_SERVER_MESSAGES = {
+    HTTPStatus.SERVICE_UNAVAILABLE: "the model store is unavailable; retry shortly",
+}
+
+
+def status_of(error: MaasError) -> HTTPStatus:
+    """The HTTP status an error is answered with."""
+    if error.code in _CLIENT_STATUS:
+        return _CLIENT_STATUS[error.code]
+    if error.code in _SERVER_STATUS:
+        return _SERVER_STATUS[error.code]
+    if isinstance(error, InvalidInput):
+        return HTTPStatus.UNPROCESSABLE_ENTITY
+    return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def _responses(ok: type[BaseModel], *errors: HTTPStatus) -> dict[int, OpenAPIResponse]:
+    """A route's responses for the OpenAPI document: its model on 200, ErrorResponse else."""
+    responses: dict[int, OpenAPIResponse] = {
+        200: {"description": "OK", "content": {"application/json": {"model": ok}}}
+    }
+    for status in errors:
+        content: dict[str, Any] = {"application/json": {"model": ErrorResponse}}
+        responses[status.value] = {"description": status.phrase, "content": content}
+    return responses
+
+
+class HttpFunction:
+    """The HTTP function: a Powertools resolver whose routes call one model service."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.runtime = FunctionRuntime(settings)
+        self.service = self.runtime.service
+        self.logger = self.runtime.logger
+        self.metrics = self.runtime.metrics
+        self.app = APIGatewayHttpResolver(enable_validation=True)
+        self._add_routes()
+        self.handler: Handler = self.runtime.lambda_handler(
+            self._resolve, correlation_paths.API_GATEWAY_HTTP
+        )
+        self.runtime.warm()
+
+    @classmethod
+    def from_env(cls) -> HttpFunction:
+        return cls(ServiceSettings.from_env("http"))
+
+    def _resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return self.app.resolve(event, context)
+
+    # ------------------------------------------------------------------------------ routes
+    def _add_routes(self) -> None:
+        app = self.app
+        app.post(
+            "/models/<name>/predict",
+            summary="Classify one text or several",
+            responses=_responses(
+                PredictResponse,
+                HTTPStatus.BAD_REQUEST,
+                HTTPStatus.NOT_FOUND,
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                HTTPStatus.SERVICE_UNAVAILABLE,
+            ),
+        )(self.predict)
+        app.get(
+            "/models/<name>",
+            summary="The version a name resolves to, its labels and metrics",
+            responses=_responses(
+                ModelInfo,
+                HTTPStatus.BAD_REQUEST,
+                HTTPStatus.NOT_FOUND,
+                HTTPStatus.SERVICE_UNAVAILABLE,
+            ),
+        )(self.describe)
+        app.get("/health", summary="Liveness; whether the default model is loaded (no store I/O)")(
+            self.health
+        )
+        app.get("/openapi.json", include_in_schema=False)(self.openapi)
+        app.exception_handler(RequestValidationError)(self._invalid_request)
+        app.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
+        app.exception_handler([UnicodeDecodeError, binascii.Error])(self._undecodable_body)
+        app.exception_handler(MaasError)(self._error)
+        app.not_found(self._no_route)
+        app.exception_handler(Exception)(self._unexpected)
+
+    def predict(self, name: str, request: PredictRequest) -> PredictResponse:
+        if error := self._not_a_json_object():
+            raise error
+        texts = request.all_texts()
+        started = time.perf_counter()
+        classifier, predictions = self.service.predict(texts, unquote(name))
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.runtime.tracer.put_annotation("model", f"{classifier.name}:{classifier.version}")
+        self.metrics.add_metric("Predictions", MetricUnit.Count, len(texts))
+        self.metrics.add_metric("PredictLatency", MetricUnit.Milliseconds, latency_ms)
+        self.logger.info(
+            "predicted",
+            model=classifier.name,
+            version=classifier.version,
+            texts=len(texts),
+            chars=sum(map(len, texts)),
+            latency_ms=round(latency_ms, 2),
+        )
+        return PredictResponse.build(classifier.name, classifier.version, predictions)
+
+    def describe(self, name: str) -> ModelInfo:
+        return ModelInfo(**self.service.classifier(unquote(name)).describe())
+
+    def health(self) -> HealthResponse:
+        classifier = self.service.loaded()
+        return HealthResponse(
+            model=self.service.default_model,
+            loaded=classifier is not None,
+            version=classifier.version if classifier else None,
+        )
+
+    def openapi(self) -> Response[str]:
+        document = self.app.get_openapi_json_schema(title="maas")
+        return Response(200, content_types.APPLICATION_JSON, document)
+
+    # ------------------------------------------------------------------------------ errors
+    def _error(self, error: MaasError) -> Response[dict[str, Any]]:
+        status = status_of(error)
+        if status < 500:
+            self.metrics.add_metric("ClientErrors", MetricUnit.Count, 1)
+            self.logger.info("request rejected", status=status.value, code=str(error.code))
+            return Response(status.value, content_types.APPLICATION_JSON, error_body(error))
+        # Our own failure: the details (store URIs, endpoints) go to the log, not to the client.
+        self.metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
+        self.logger.error(
+            "request failed", status=status.value, code=str(error.code), error=error.message
+        )
+        message = _SERVER_MESSAGES.get(status, "internal error; see the function's log")
+        body = {"error": {"code": str(error.code), "message": message}}
+        return Response(status.value, content_types.APPLICATION_JSON, body)
+
+    def _not_json(self) -> UnsupportedMediaType | None:
+        headers = self.app.current_event.headers
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type in ("", "application/json"):
+            return None
+        return UnsupportedMediaType(f"send the body as application/json, not {media_type}")
+
+    def _not_a_json_object(self) -> MaasError | None:
+        """What Powertools' validation lets through: a form body that happens to validate, and
+        a JSON array (it validates the array's first item as the body and ignores the rest)."""
+        if error := self._not_json():
+            return error
+        if not isinstance(self.app.current_event.json_body, dict):  # parsed once, cached
+            return InvalidInput("the body must be a JSON object", code=ErrorCode.WRONG_TYPE)
+        return None
+
+    def _invalid_request(self, exc: RequestValidationError) -> Response[dict[str, Any]]:
+        return self._error(self._not_json() or invalid_input(exc.errors()))
+
+    def _unsupported_media_type(
+        self, exc: RequestUnsupportedContentType
+    ) -> Response[dict[str, Any]]:
+        return self._error(
+            self._not_json() or UnsupportedMediaType("send the body as application/json")
+        )
+
+    def _undecodable_body(self, exc: Exception) -> Response[dict[str, Any]]:
+        return self._error(InvalidJson("the body is not UTF-8 encoded JSON"))
+
+    def _no_route(self, exc: NotFoundError) -> Response[dict[str, Any]]:
+        event = self.app.current_event
+        method, path = event.http_method, event.path
+        routes = self.app._static_routes + self.app._dynamic_routes  # no public route table
+        allowed = sorted({route.method for route in routes if route.rule.match(path)})
+        if not allowed:
+            return self._error(RouteNotFound(f"no route for {method} {path}"))
+        response = self._error(
+            MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(allowed)}")
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    def _unexpected(self, exc: Exception) -> Response[dict[str, Any]]:
+        self.logger.exception("unexpected error")
+        return self._error(InternalError(f"{type(exc).__name__}: {exc}"))

@@ -1,0 +1,45 @@
+"""What a training run is asked to do: the contract between `maas train` (which launches the
+job in the training environment) and the job itself. Plain Python: importing it loads nothing
+heavy, on either side."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_PRESET = "default"
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    data: Path
+    out: Path
+    text_column: str = "text"
+    label_column: str = "label"
+    preset: str = DEFAULT_PRESET
+    epochs: int | None = None  # None: the preset's
+    seed: int = DEFAULT_SEED
+    allow_quality_drop: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainingOptions:
+        """From a parser that has these options (an option left unset keeps its default)."""
+        given = {
+            f.name: getattr(args, f.name)
+            for f in fields(cls)
+            if getattr(args, f.name, None) is not None
+        }
+        return cls(**given)
+
+    def argv(self) -> list[str]:
+        """The job's command line for these options (`python -m maas.training ...`)."""
+        command = [str(self.data), "--out", str(self.out)]
+        command += ["--text-column", self.text_column, "--label-column", self.label_column]
+        command += ["--preset", self.preset, "--seed", str(self.seed)]
+        if self.epochs is not None:
+            command += ["--epochs", str(self.epochs)]
+        if self.allow_quality_drop:
+            command.append("--allow-quality-drop")
+        return command
