@@ -41,18 +41,27 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def lambda_context() -> Any:
-    from maas.local.lambda_runtime import lambda_context
+def _lambda_runtime() -> Any:
+    """maas.local.lambda_runtime from the source tree: it is not in the layer (Lambda brings
+    its own runtime), and it imports only the standard library and maas.errors, which the
+    layer has. Loaded by path, so nothing else outside the bundle is imported."""
+    import importlib.util
 
-    return lambda_context("bench", timeout_ms=3_600_000)  # one for many invocations
+    path = Path(__file__).resolve().parents[1] / "shared/maas/local/lambda_runtime.py"
+    spec = importlib.util.spec_from_file_location("bench_lambda_runtime", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def lambda_context() -> Any:
+    return _lambda_runtime().lambda_context("bench", timeout_ms=3_600_000)  # one for many
 
 
 def import_handler(function_dir: str) -> Any:
-    """Import the function's app.py afresh, as a new Lambda process does (the layer's own
-    maas.local.lambda_runtime, so nothing outside the bundle is imported)."""
-    from maas.local.lambda_runtime import load_function
-
-    return load_function(Path(function_dir) / "app.py")
+    """Import the function's app.py afresh, as a new Lambda process does."""
+    return _lambda_runtime().load_function(Path(function_dir) / "app.py")
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -270,7 +279,7 @@ def warm_handler(args: argparse.Namespace) -> dict[str, Any]:
             timed_calls(handle, events, min(len(events), 200))  # warm-up
         result["handler_peak_rss_mib"] = peak_rss_mib()
         floor = BareFloor(Path(args.model_dir))
-        classifier = app.service.classifier()
+        classifier = app.function.service.classifier()
         encoded = {name: [floor.encode(t) for t in items] for name, items in texts.items()}
         # (maas before sequence-length buckets reads every text at the full length)
         read_length = getattr(classifier, "read_length", lambda _: floor.length)
@@ -383,7 +392,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         run_handler("warmup")
     handler_peak = peak_rss_mib()  # before this process opens anything else
     floor = bare_interpreter(Path(args.model_dir), texts)
-    classifier = app.service.classifier()
+    classifier = app.function.service.classifier()
     rounds: dict[str, list[dict[str, float]]] = {"queue_handler": [], "classifier": [], "bare": []}
 
     def classify() -> None:  # the library alone, in messages of the same size

@@ -64,7 +64,7 @@ PRESETS = ("seed", "default")
 # shared/Makefile's RUNTIME_PROVIDED: the Lambda runtime's own boto3 and its dependencies
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
 # Files whose change makes a cached model stale.
-TRAINING_CODE = ("shared/maas/training", "shared/maas/tokenizer.py", "bench/train_model.py")
+TRAINING_CODE = ("shared/maas/training", "shared/maas/core", "bench/train_model.py")
 
 
 @dataclass(frozen=True)

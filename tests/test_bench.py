@@ -38,3 +38,24 @@ def test_throughput_quick_run_accounts_for_every_text(trained_model: Path, tmp_p
     assert result["accounting"] == {"done": 2000, "failed": 0, "dead": 0}
     assert set(result["phases"]) == {"floor", "classifier", "submit", "pipeline", "results"}
     assert "pipeline / floor" in done.stdout
+
+
+def test_the_harness_finds_what_it_hashes_and_runs() -> None:
+    """`make bench` keys its cached models on the training code: every path it hashes exists
+    (a moved module would otherwise stop the harness before it measures anything)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import harness
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    for entry in harness.TRAINING_CODE:
+        assert (REPO / entry).exists(), entry
+    keys = {preset: harness.model_key(preset) for preset in harness.PRESETS}
+    assert len(set(keys.values())) == len(keys), "each preset has its own cache key"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "harness.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "--quick" in done.stdout
