@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from keras import layers, ops
 
+from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS
 from maas.training.presets import Preset
 
 Array = npt.NDArray[Any]
@@ -56,7 +57,9 @@ def build(preset: Preset, n_labels: int, batch_size: int | None = None) -> keras
     """The preset's architecture with its output head: one sigmoid unit for two labels (the
     probability of the second label), a softmax over the labels otherwise."""
     spec = preset.tokenizer
-    ids = keras.Input(shape=(spec.max_length,), batch_size=batch_size, dtype="int32", name="ids")
+    ids = keras.Input(
+        shape=(spec.max_length,), batch_size=batch_size, dtype="int32", name=IDS_INPUT
+    )
     if preset.architecture == "lstm":
         # As the seed: no masking, the LSTM reads the padding too (hence pre-padding).
         x = layers.Embedding(spec.num_words, preset.embedding_dim)(ids)
@@ -187,9 +190,9 @@ def state_copy(model: keras.Model, length: int) -> keras.Model:
         next(layer for layer in model.layers if isinstance(layer, kind))
         for kind in (layers.Embedding, layers.LSTM, layers.Dense)
     )
-    ids = keras.Input(shape=(length,), batch_size=1, dtype="int32", name="ids")
-    h0 = keras.Input(shape=(lstm.units,), batch_size=1, name="h0")
-    c0 = keras.Input(shape=(lstm.units,), batch_size=1, name="c0")
+    # the classifier feeds these by name (maas.core.manifest.LSTM_STATE_INPUTS)
+    ids = keras.Input(shape=(length,), batch_size=1, dtype="int32", name=IDS_INPUT)
+    h0, c0 = (keras.Input(shape=(lstm.units,), batch_size=1, name=n) for n in LSTM_STATE_INPUTS)
     copies = (
         layers.Embedding.from_config(embedding.get_config()),
         layers.LSTM.from_config({**lstm.get_config(), "return_state": True}),
