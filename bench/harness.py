@@ -291,13 +291,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for bucket in ("bench-models", "bench-sink"):
             s3.create_bucket(Bucket=bucket)
         from maas.store import ModelStore
+        from maas.store.signing import open_signer
 
+        # versions are signed, as `maas publish` signs them, and the functions verify them
+        signing_key = work / "signing.key"
+        signer = open_signer(str(signing_key), create=True)
         stores: dict[str, dict[str, str]] = {}
         for preset, model in models.items():
             local = work / "stores" / preset
             stores[preset] = {"local": str(local), "s3": f"s3://bench-models/{preset}"}
             for uri in stores[preset].values():
-                ModelStore.open(uri).publish(model.artifact, MODEL_NAME, alias="production")
+                store = ModelStore.open(uri, signer)
+                store.publish(model.artifact, MODEL_NAME, alias="production")
 
         def function_env(preset: str, store: str, function: str) -> dict[str, str]:
             return {
@@ -308,6 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "MAAS_CACHE_DIR": str(work / "caches" / uuid.uuid4().hex),  # empty: a new /tmp
                 "MAAS_RESULTS": f"s3://bench-sink/{preset}",
                 "MAAS_MAX_TEXTS": "1000",
+                "MAAS_SIGNING_KEY": str(signing_key),
                 "POWERTOOLS_SERVICE_NAME": f"maas-{function}",
             }
 

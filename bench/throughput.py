@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         POWERTOOLS_SERVICE_NAME="maas-queue",
         POWERTOOLS_METRICS_NAMESPACE="maas-bench",
         MAAS_HOME=str(work / "home"),
+        MAAS_SIGNING_KEY=str(work / "signing.key"),
         MAAS_MODEL_NAME="reviews",
         MAAS_STORE="s3://bench-models/models",
         MAAS_RESULTS="s3://bench-results",
@@ -209,6 +210,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from maas.local.event_source import EventSource, create_queue
     from maas.local.lambda_runtime import load_function
     from maas.store import ModelStore
+    from maas.store.signing import open_signer
 
     print(f"{args.texts} texts; model {model_dir}", file=sys.stderr)
     floor = bare_interpreter(model_dir, texts)
@@ -225,7 +227,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         boto3.client("s3").create_bucket(Bucket="bench-models")
         boto3.client("s3").create_bucket(Bucket="bench-results")
-        store = ModelStore.open("s3://bench-models/models")
+        signer = open_signer(str(work / "signing.key"), create=True)
+        store = ModelStore.open("s3://bench-models/models", signer)
         store.publish(model_dir, "reviews", alias="production")
         sqs = boto3.client("sqs")
         queue, dlq = create_queue(sqs, "bench", visibility_timeout=360, max_receive_count=5)
@@ -246,7 +249,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             with contextlib.redirect_stdout(logs):
                 phases["pipeline"], _ = measure(
-                    "queue function", n, partial(source.drain, timeout=3600), moto_pid
+                    "queue function",
+                    n,
+                    partial(source.drain, timeout=3600, stop_on_failure=True),
+                    moto_pid,
                 )
             phases["results"], report = measure(
                 "maas batch results",

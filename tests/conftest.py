@@ -7,18 +7,28 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from maas.store.registry import ModelStore
+from maas.store.signing import HmacKey
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 REVIEWS = REPO / "data" / "reviews-zh" / "reviews.csv"
 PACKAGES = REPO / "data" / "debian-packages" / "packages.csv"
 
+# One signing key for the session, as a deployment has one: every store a test publishes to
+# signs with it (`open_store`), and every function and CLI process verifies with it.
+SIGNING_KEY = Path(tempfile.mkdtemp(prefix="maas-test-key-")) / "signing.key"
+SIGNER = HmacKey(SIGNING_KEY, create=True)
+
 # Tests never talk to AWS: fake credentials, a fixed region, no X-Ray, no telemetry.
 os.environ.update(
+    MAAS_SIGNING_KEY=str(SIGNING_KEY),
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
     AWS_SESSION_TOKEN="testing",
@@ -28,6 +38,11 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="maas-test",
     SAM_CLI_TELEMETRY="0",
 )
+
+
+def open_store(uri: str | Path) -> ModelStore:
+    """A store that signs with the session's key, like `maas publish` does."""
+    return ModelStore.open(uri, SIGNER)
 
 
 def sample_rows(source: Path, per_label: int, seed: int = 7) -> list[dict[str, str]]:

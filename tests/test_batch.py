@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import REVIEWS, sample_rows
+from conftest import REVIEWS, open_store, sample_rows
 
 from maas.cli import main
 from maas.client import batch
@@ -25,7 +25,6 @@ from maas.core.limits import SQS_MAX_MESSAGE_BYTES
 from maas.errors import MaasError
 from maas.local.event_source import EventSource, create_queue
 from maas.local.lambda_runtime import load_function
-from maas.store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
 QUEUE_APP = REPO / "functions" / "queue" / "app.py"
@@ -81,7 +80,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def store_dir(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("batch-store") / "store"
-    ModelStore.open(root).publish(trained_model, "reviews", alias="production")
+    open_store(root).publish(trained_model, "reviews", alias="production")
     return root
 
 
@@ -173,7 +172,7 @@ def test_submit_status_results_end_to_end(
         "reason": "the text is empty or only whitespace",
     }
     assert got[9]["error"] == "text_too_long"
-    classifier = ModelStore.open(stack.store).fetch("reviews", tmp_path / "cache").open()
+    classifier = open_store(stack.store).fetch("reviews", tmp_path / "cache").open()
     sent = [r for r in rows if r["id"] not in ("r0005", "r0009")]
     predictions = classifier.predict([r["text"] for r in sent])
     expected = dict(zip([r["id"] for r in sent], predictions, strict=True))
@@ -236,7 +235,7 @@ def test_redrive_after_a_fix(
     assert {(r["status"], r["error"]) for r in failed} == {("failed", "model_not_found")}
 
     # the fix: publish the model; then move the dead letters back and let them run
-    ModelStore.open(stack.store).publish(trained_model, "later")
+    open_store(stack.store).publish(trained_model, "later")
     code, out, err = maas(capsys, "batch", "redrive", "--dlq", stack.dlq, "--queue", stack.queue)
     assert (code, out) == (0, "3\n") and "moved 3 messages" in err
     stack.source.drain(timeout=30)

@@ -21,12 +21,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import open_store
 
 from maas.errors import StoreError
 from maas.local.event_source import EventSource, FunctionTimeout, create_queue
 from maas.local.lambda_runtime import load_function
 from maas.service.sink import ResultSink
-from maas.store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
 QUEUE_APP = REPO / "functions" / "queue" / "app.py"
@@ -120,7 +120,7 @@ def _texts(body: Any) -> int:
 @pytest.fixture(scope="module")
 def store_dir(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("faults-store") / "store"
-    ModelStore.open(root).publish(trained_model, "reviews", alias="production")
+    open_store(root).publish(trained_model, "reviews", alias="production")
     return root
 
 
@@ -257,9 +257,7 @@ def test_model_store_down_at_cold_start_then_back_loses_nothing(
 
     late_store()  # the store comes back
     boto3.client("s3").create_bucket(Bucket=LATE_BUCKET)
-    ModelStore.open(f"s3://{LATE_BUCKET}/models").publish(
-        trained_model, "reviews", alias="production"
-    )
+    open_store(f"s3://{LATE_BUCKET}/models").publish(trained_model, "reviews", alias="production")
     stack.source.drain(timeout=30)
 
     results, dead = stack.account()

@@ -14,6 +14,7 @@ import copy
 import csv
 import io
 import json
+import os
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import open_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,7 +82,7 @@ def reviews(label: str, count: int, exclude: set[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def store_dir(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("http-store") / "store"
-    ModelStore.open(root).publish(trained_model, "reviews", alias="production")
+    open_store(root).publish(trained_model, "reviews", alias="production")
     return root
 
 
@@ -452,9 +454,7 @@ def test_store_unreachable_at_cold_start_is_a_503_then_recovers(
 
     late_moto()
     boto3.client("s3", endpoint_url=dead_endpoint).create_bucket(Bucket="models-bucket")
-    ModelStore.open("s3://models-bucket/models").publish(
-        trained_model, "reviews", alias="production"
-    )
+    open_store("s3://models-bucket/models").publish(trained_model, "reviews", alias="production")
 
     status, body, _ = invoke(event("predict-one"))  # the same process: nothing was cached
     assert status == 200 and body["predictions"][0]["label"] == "positive"
@@ -469,9 +469,7 @@ def test_store_unreachable_at_cold_start_is_a_503_then_recovers(
 def test_http_function_on_an_s3_store(
     env: pytest.MonkeyPatch, s3_bucket: str, trained_model: Path
 ) -> None:
-    ModelStore.open(f"s3://{s3_bucket}/models").publish(
-        trained_model, "reviews", alias="production"
-    )
+    open_store(f"s3://{s3_bucket}/models").publish(trained_model, "reviews", alias="production")
     env.setenv("MAAS_STORE", f"s3://{s3_bucket}/models")
     invoke = invoker(load_function("http"))
     status, body, _ = invoke(event("predict-many"))
@@ -488,7 +486,7 @@ def test_http_function_on_an_s3_store(
 # ------------------------------------------------------------------ aliases and the service
 @pytest.fixture
 def two_versions(trained_model: Path, tmp_path: Path) -> ModelStore:
-    store = ModelStore.open(tmp_path / "store2")
+    store = open_store(tmp_path / "store2")
     store.publish(trained_model, "reviews", alias="production")
     store.publish(trained_model, "reviews")
     return store
@@ -617,6 +615,7 @@ print("ok", "tflite_runtime" in sys.modules)
             "MAAS_MODEL_NAME": "reviews",
             "MAAS_CACHE_DIR": str(tmp_path / "cache"),
             "MAAS_RESULTS": str(tmp_path / "results"),
+            "MAAS_SIGNING_KEY": os.environ["MAAS_SIGNING_KEY"],
         },
     )
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,7 @@ Every test ends in an exact accounting: each message has a result or is named in
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import socket
@@ -19,11 +20,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import open_store
 
 from maas.errors import StoreError
 from maas.local.lambda_runtime import lambda_context, load_event, load_function
 from maas.service.sink import ResultSink
-from maas.store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events" / "sqs"
@@ -78,7 +79,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def store_dir(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("queue-store") / "store"
-    ModelStore.open(root).publish(trained_model, "reviews", alias="production")
+    open_store(root).publish(trained_model, "reviews", alias="production")
     return root
 
 
@@ -135,8 +136,10 @@ def test_good_batch_writes_one_result_per_message(handle: Handle, sink: ResultSi
     first = sink.get_result("review-0001")
     assert first is not None
     assert set(first) == {
-        "id", "batch", "model", "predictions", "sqs_message_id", "processed_at"
+        "id", "batch", "model", "predictions", "sqs_message_id", "processed_at", "body_sha256"
     }  # fmt: skip
+    body = ev["Records"][0]["body"].encode()
+    assert first["body_sha256"] == hashlib.sha256(body).hexdigest()
     assert first["id"] == "review-0001" and first["batch"] == "demo"
     assert first["model"] == {"name": "reviews", "version": "1"}
     assert first["sqs_message_id"] == ev["Records"][0]["messageId"]
@@ -151,7 +154,7 @@ def test_good_batch_writes_one_result_per_message(handle: Handle, sink: ResultSi
     }
     prediction = first["predictions"][0]
     assert set(prediction["scores"]) == {"negative", "positive"}
-    assert sum(prediction["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert prediction["score"] == prediction["scores"]["positive"] > 0.5
 
 
 def test_mixed_batch_names_exactly_the_poison_messages(handle: Handle, sink: ResultSink) -> None:
@@ -196,6 +199,46 @@ def test_a_duplicate_id_within_one_batch_counts_once(handle: Handle, sink: Resul
     assert sink.list_results() == ["dup-1"]
     result = sink.get_result("dup-1")
     assert result is not None and result["sqs_message_id"] == ev["Records"][0]["messageId"]
+
+
+def test_an_id_reused_by_a_different_message_is_a_recorded_failure(
+    handle: Handle, sink: ResultSink
+) -> None:
+    """The same id with the same body is a redelivery (one result); with another body it is
+    a collision: the first result stands, the second message fails for good, with a record
+    under its SQS id, and is reported so SQS hands it to the DLQ. Nothing vanishes."""
+    first = batch({"id": "c-1", "text": "很好"})
+    assert handle(first) == {"batchItemFailures": []}
+    assert handle(redelivered(first)) == {"batchItemFailures": []}  # same body: a duplicate
+    second = batch({"id": "c-1", "text": "太差了"})
+    assert failed_ids(handle(second)) == set(message_ids(second))
+    assert sink.list_results() == ["c-1"]
+    result = sink.get_result("c-1")
+    assert result is not None and result["sqs_message_id"] == message_ids(first)[0]
+    (sqs_id,) = message_ids(second)
+    failure = sink.get_failure(sqs_id)
+    assert failure is not None
+    assert (failure["code"], failure["retryable"], failure["id"]) == ("id_conflict", False, "c-1")
+    assert "different message" in failure["message"]
+    assert sink.get_failure("c-1") is None, "the first message's own record is untouched"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"id": "deep-1", "text": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"id": "deep-1", "text": ' + "9" * 5000 + "}",
+        "[" * 100_000,
+    ],
+)
+def test_hostile_json_fails_with_a_record(handle: Handle, sink: ResultSink, body: str) -> None:
+    ev = batch(body)
+    assert failed_ids(handle(ev)) == set(message_ids(ev))
+    failures = sink.list_failures()
+    assert len(failures) == 1, "a record, filed under the id when it could be read"
+    failure = sink.get_failure(failures[0])
+    assert failure is not None and failure["retryable"] is False
+    assert failure["code"] in ("invalid_json", "wrong_type")
 
 
 # ------------------------------------------------------------------------------- poison
@@ -378,7 +421,7 @@ def test_store_unreachable_at_cold_start_then_back_loses_nothing(
 
     start_moto()
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="late-models")
-    ModelStore.open("s3://late-models/models").publish(trained_model, "reviews", alias="production")
+    open_store("s3://late-models/models").publish(trained_model, "reviews", alias="production")
 
     assert app.handler(redelivered(ev), lambda_context()) == {"batchItemFailures": []}
     assert sink.list_results() == ["review-0001", "review-0002", "review-0003"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from conftest import SIGNER
 
 from maas.core import manifest as artifact
 from maas.core.tokenizer import TokenizerSpec
@@ -106,9 +107,12 @@ def test_publish_writes_the_manifest_last(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path / "store")
     upload, write = backend.upload, backend.write
 
-    def record_upload(key: str, path: Path, progress: Callable[[int], None] | None = None) -> None:
+    def record_upload(
+        key: str, path: Path, progress: Callable[[int], None] | None = None, *, exclusive: bool
+    ) -> None:
+        assert exclusive, "a version's files are written once"
         order.append(key.rsplit("/", 1)[1])
-        upload(key, path, progress)
+        upload(key, path, progress, exclusive=exclusive)
 
     def record_write(key: str, data: bytes, *, exclusive: bool = False) -> None:
         order.append(key.rsplit("/", 1)[1])
@@ -116,9 +120,9 @@ def test_publish_writes_the_manifest_last(tmp_path: Path) -> None:
 
     backend.upload = record_upload
     backend.write = record_write
-    ModelStore(backend).publish(make_artifact(tmp_path / "a"), "m")
-    assert order[0] == ".claim" and order[-1] == "manifest.json"
-    assert set(order[1:-1]) == {"model.tflite", "tokenizer.json", "model-card.md"}
+    ModelStore(backend, SIGNER).publish(make_artifact(tmp_path / "a"), "m")
+    assert order[0] == ".claim" and order[-2:] == ["manifest.sig", "manifest.json"]
+    assert set(order[1:-2]) == {"model.tflite", "tokenizer.json", "model-card.md"}
 
 
 def test_concurrent_publishers_get_distinct_versions(store: ModelStore, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maas.core.tokenizer import OOV_ID, PAD_ID, Tokenizer, TokenizerSpec
+from maas.core.tokenizer import OOV_ID, PAD_ID, Tokenizer, TokenizerSpec, kept_tokens, tokens
 
 texts = st.lists(st.text(max_size=200), max_size=20)
 
@@ -120,3 +120,53 @@ def test_invalid_specs_are_refused() -> None:
         TokenizerSpec(padding="middle")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="format"):
         Tokenizer.from_json('{"format": "keras"}')
+
+
+# Characters that make a cut in the middle of a text dangerous: kana and a combining voicing
+# mark that composes with the kana before it, a Latin letter and a combining accent, Hangul
+# jamo that compose into a syllable, characters that NFKC expands (㌀ -> アパート, one ligature
+# -> 18 characters with spaces), ß (case-folds to ss), full-width punctuation and spaces.
+hazards = st.sampled_from(
+    [*"ab 中文かがé，.", "\u3099", "\u0301", "\u1100", "\u1161", "\u11a8", "가", "\u3300",
+     "\ufdfa", "ß", "\u00a0", "\u3000", "xyz ", "质量很好"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(hazards, max_size=60).map("".join),
+    st.integers(1, 30),
+    st.sampled_from(["pre", "post"]),
+    st.sampled_from([(1, 2), (1,), (2, 3)]),
+    st.integers(1, 16),
+)
+def test_kept_tokens_are_exactly_the_kept_part_of_all_tokens(
+    text: str, limit: int, side: str, ngrams: tuple[int, ...], window: int
+) -> None:
+    """Tokenizing only a prefix (or suffix) that grows until it is enough gives exactly the
+    tokens a model keeps of the whole text, whatever the cut falls on."""
+    spec = TokenizerSpec(num_words=50, max_length=limit, truncating=side, cjk_ngrams=ngrams)  # type: ignore[arg-type]
+    everything = tokens(text, spec)
+    kept = everything[:limit] if side == "post" else everything[-limit:]
+    assert kept_tokens(text, spec, limit, first_window=window) == kept
+
+
+def test_a_text_that_expands_is_tokenized_no_further_than_the_model_reads() -> None:
+    """10,000 square katakana signs hold 80,000 units; the default preset reads 512."""
+    spec = TokenizerSpec(num_words=100, max_length=512, truncating="post")
+    text = "\u3300" * 10_000
+    calls: list[int] = []
+    import maas.core.tokenizer as module
+
+    real = module._normalized
+
+    def counting(piece: str, spec: TokenizerSpec) -> str:
+        calls.append(len(piece))
+        return real(piece, spec)
+
+    setattr(module, "_normalized", counting)  # noqa: B010
+    try:
+        assert len(kept_tokens(text, spec, 512)) == 512
+    finally:
+        setattr(module, "_normalized", real)  # noqa: B010
+    assert sum(calls) <= 1024, f"read {sum(calls)} of {len(text)} characters"

@@ -4,7 +4,9 @@
     ├── InvalidInput               the caller's input cannot be used (never retryable)
     │   ├── InvalidJson            a body that is not JSON, or not UTF-8
     │   ├── UnsupportedMediaType   a body that is not application/json
+    │   ├── PayloadTooLarge        a body larger than any valid request
     │   ├── BadData                a data file given to the CLI or the training job
+    │   ├── IdConflict             a queue message id already used by a different message
     │   └── BatchError             a batch the client cannot follow (unknown id, lost records)
     ├── InvalidModelRef            not NAME, NAME@ALIAS or NAME:VERSION
     ├── ModelNotFound              no such model, version or alias
@@ -13,8 +15,9 @@
     ├── VersionConflict            a write-once object exists already
     ├── QualityGateFailed          the quantized model lost too much accuracy
     ├── ModelRejected              a model that fails its own checks
-    │   ├── IntegrityError         a file that does not match its manifest's sha256
-    │   └── GoldenMismatch         the runtime does not reproduce the golden examples
+    │   ├── IntegrityError         unsigned, badly signed, or a file that does not match its sha256
+    │   ├── GoldenMismatch         the runtime does not reproduce the golden examples
+    │   └── ModelCrashed           the model file crashes, fails or hangs the interpreter
     ├── StoreError                 the model store or the results sink is unreachable (retryable)
     ├── QueueError                 SQS refused or is unreachable (retryable)
     ├── ExportFailed               the TFLite conversion failed
@@ -41,6 +44,7 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
     INVALID_JSON = "invalid_json"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
     MISSING_BODY = "missing_body"
     WRONG_TYPE = "wrong_type"
     UNKNOWN_FIELD = "unknown_field"
@@ -54,6 +58,7 @@ class ErrorCode(StrEnum):
     INVALID_BATCH = "invalid_batch"
     IDS_MISMATCH = "ids_mismatch"
     DUPLICATE_IDS = "duplicate_ids"
+    ID_CONFLICT = "id_conflict"
     MISSING_MODEL = "missing_model"
     BAD_DATA = "bad_data"
     BAD_OUTPUT = "bad_output"
@@ -67,6 +72,7 @@ class ErrorCode(StrEnum):
     QUALITY_GATE_FAILED = "quality_gate_failed"
     INTEGRITY_ERROR = "integrity_error"
     GOLDEN_MISMATCH = "golden_mismatch"
+    MODEL_CRASHED = "model_crashed"
     # our side
     STORE_ERROR = "store_error"
     QUEUE_ERROR = "queue_error"
@@ -112,6 +118,17 @@ class InvalidJson(InvalidInput):
 
 class UnsupportedMediaType(InvalidInput):
     code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+class PayloadTooLarge(InvalidInput):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class IdConflict(InvalidInput):
+    """Two different messages with one id: the first one's result stands; the second can
+    never get one under that id, so it is failed (not retryable) with its own record."""
+
+    code = ErrorCode.ID_CONFLICT
 
 
 class BadData(InvalidInput):
@@ -171,6 +188,12 @@ class GoldenMismatch(ModelRejected):
     code = ErrorCode.GOLDEN_MISMATCH
 
 
+class ModelCrashed(ModelRejected):
+    """Opening or running the model file crashed, failed or hung a probe process."""
+
+    code = ErrorCode.MODEL_CRASHED
+
+
 class StoreError(MaasError):
     """The model store (or the results sink) could not be read or written."""
 
@@ -215,6 +238,7 @@ __all__ = [
     "ErrorCode",
     "ExportFailed",
     "GoldenMismatch",
+    "IdConflict",
     "IntegrityError",
     "InternalError",
     "InvalidInput",
@@ -222,9 +246,11 @@ __all__ = [
     "InvalidModelRef",
     "MaasError",
     "MethodNotAllowed",
+    "ModelCrashed",
     "ModelNotFound",
     "ModelRejected",
     "NotFound",
+    "PayloadTooLarge",
     "QualityGateFailed",
     "QueueError",
     "RouteNotFound",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from maas.store.registry import ModelStore
+from maas.store.signing import open_signer
 from sam import samlocal
 
 
@@ -49,15 +51,18 @@ def sam_stack(
     points, and the files `sam local` needs. Removes the images SAM rebuilt this session."""
     import boto3
 
-    from maas.store import ModelStore
-
     buckets = {"ModelBucket": "maas-models", "ResultsBucket": "maas-results"}
     s3 = boto3.client("s3", endpoint_url=moto_endpoint)
     for bucket in buckets.values():
         s3.create_bucket(Bucket=bucket)
-    document = samlocal.env_vars(moto_endpoint, buckets)
+    # the template's ModelSigningKey, on moto: publish signs with it, the functions verify
+    kms = boto3.client("kms", endpoint_url=moto_endpoint)
+    key = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    signing_key = f"kms:{key}"
+    document = samlocal.env_vars(moto_endpoint, buckets, signing_key)
     env = document["Parameters"]
-    ModelStore.open(env["MAAS_STORE"]).publish(trained_model, "reviews", alias="production")
+    store = ModelStore.open(env["MAAS_STORE"], open_signer(signing_key))
+    store.publish(trained_model, "reviews", alias="production")
 
     work = tmp_path_factory.mktemp("sam")
     env_file = work / "env.json"

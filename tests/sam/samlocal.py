@@ -146,11 +146,13 @@ def write_local_template(out: Path, api_only: bool = False) -> Path:
     doc = load_built_template()
     if api_only:
         resources = doc["Resources"]
+        behind_api = {
+            resource["Properties"]["IntegrationUri"]["Fn::GetAtt"][0]
+            for resource in resources.values()
+            if resource["Type"] == "AWS::ApiGatewayV2::Integration"
+        }
         for name, resource in list(resources.items()):
-            events = (resource.get("Properties") or {}).get("Events") or {}
-            if resource["Type"] == "AWS::Serverless::Function" and not any(
-                event.get("Type") in ("Api", "HttpApi") for event in events.values()
-            ):
+            if resource["Type"] == "AWS::Serverless::Function" and name not in behind_api:
                 del resources[name]
         doc.pop("Outputs", None)  # they name every function; nothing local reads them
     env = doc.setdefault("Globals", {}).setdefault("Function", {}).setdefault("Environment", {})
@@ -185,11 +187,15 @@ def template_variables(buckets: Mapping[str, str]) -> dict[str, str]:
     return resolved
 
 
-def env_vars(endpoint: str, buckets: Mapping[str, str], model: str = "reviews") -> dict[str, Any]:
-    """An `--env-vars` document ({"Parameters": ...} applies to every function)."""
+def env_vars(
+    endpoint: str, buckets: Mapping[str, str], signing_key: str, model: str = "reviews"
+) -> dict[str, Any]:
+    """An `--env-vars` document ({"Parameters": ...} applies to every function).
+    `signing_key`: the template's MAAS_SIGNING_KEY (kms:<the key on moto>)."""
     return {
         "Parameters": {
             **template_variables(buckets),
+            "MAAS_SIGNING_KEY": signing_key,
             "MAAS_MODEL_NAME": model,
             "MAAS_MODEL_ALIAS": "production",
             "AWS_ENDPOINT_URL": endpoint,
@@ -452,12 +458,15 @@ def main(argv: list[str] | None = None) -> int:
     env.add_argument("--endpoint", default="http://127.0.0.1:5000")
     env.add_argument("--model-bucket", default="maas-models")
     env.add_argument("--results-bucket", default="maas-results")
+    env.add_argument(
+        "--signing-key", required=True, help="kms:<key ARN> the versions are signed with"
+    )
     args = parser.parse_args(argv)
     if args.command == "template":
         print(write_local_template(args.out))
     else:
         buckets = {"ModelBucket": args.model_bucket, "ResultsBucket": args.results_bucket}
-        print(json.dumps(env_vars(args.endpoint, buckets), indent=2))
+        print(json.dumps(env_vars(args.endpoint, buckets, args.signing_key), indent=2))
     return 0
 
 

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import open_store
 
 from maas.local.lambda_runtime import load_event
-from maas.store import ModelStore
 from sam import samlocal
 
 pytestmark = pytest.mark.sam
@@ -106,7 +107,7 @@ def test_the_functions_run_with_only_the_layer_and_never_import_tensorflow(
     layer's allow-list is loaded (the list holds nothing the functions do not use)."""
     assert TRAIN_SITE is not None, "no .venv-train: run `make install`"
     store = tmp_path / "store"
-    ModelStore.open(store).publish(trained_model, "reviews", alias="production")
+    open_store(store).publish(trained_model, "reviews", alias="production")
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     site = Path(next(p for p in sys.path if p.endswith("site-packages")))
@@ -128,6 +129,7 @@ def test_the_functions_run_with_only_the_layer_and_never_import_tensorflow(
         "MAAS_MODEL_NAME": "reviews",
         "MAAS_CACHE_DIR": str(tmp_path / "cache"),
         "MAAS_RESULTS": str(tmp_path / "results"),
+        "MAAS_SIGNING_KEY": os.environ["MAAS_SIGNING_KEY"],
     }
     functions = [str(samlocal.BUILD_DIR / f) for f in ("PredictFunction", "BatchFunction")]
     done = subprocess.run(

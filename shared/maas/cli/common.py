@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maas.client.settings import ClientSettings
+
+if TYPE_CHECKING:
+    from maas.store.registry import ModelStore
 
 STORE_HELP = "a directory, file:// or s3://BUCKET/PREFIX (default: $MAAS_STORE, then .maas/store)"
 MODEL_HELP = "NAME, NAME@ALIAS or NAME:VERSION"
@@ -30,6 +33,16 @@ def warn(line: str) -> None:
 def store_uri(option: str | None) -> str:
     """--store, else $MAAS_STORE, else .maas/store."""
     return option or ClientSettings.from_env().store
+
+
+def open_store(uri: str | None, *, publishing: bool = False) -> ModelStore:
+    """The store a command names, with the signing key of $MAAS_SIGNING_KEY (default: the
+    key file in the user's configuration, which publishing creates when it is missing)."""
+    from maas.store.registry import ModelStore
+    from maas.store.signing import open_signer
+
+    signer = open_signer(ClientSettings.from_env().signing_key, create=publishing)
+    return ModelStore.open(store_uri(uri), signer)
 
 
 def progress_bar(label: str, total: int) -> Callable[[int], None]:

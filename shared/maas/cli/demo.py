@@ -69,10 +69,10 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from maas.cli.common import open_store
     from maas.client.training import run_job
     from maas.local.lambda_runtime import REPO, load_event, load_function
     from maas.store.publishing import publish, verify_artifact
-    from maas.store.registry import ModelStore
     from maas.training.options import TrainingOptions
 
     work: Path = args.workdir.resolve()
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"artifact: {artifact_dir}  (model card: {artifact_dir / 'model-card.md'})")
 
     heading(f"2/4 Publish to the local model store {store}")
-    model_store = ModelStore.open(store)
+    model_store = open_store(str(store), publishing=True)
     version = publish(artifact_dir, model_store, MODEL_NAME, alias="production")
     print(version)
     note(f"published {MODEL_NAME}:{version} to {model_store.uri} as @production")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from maas.cli.common import STORE_HELP, note, print_json, progress_bar, store_uri
+from maas.cli.common import STORE_HELP, note, open_store, print_json, progress_bar
 from maas.errors import ModelNotFound
 
 
@@ -35,9 +35,8 @@ def add_parsers(commands: Any) -> None:
 
 def run_publish(args: argparse.Namespace) -> int:
     from maas.store.publishing import publish
-    from maas.store.registry import ModelStore
 
-    store = ModelStore.open(store_uri(args.store))
+    store = open_store(args.store, publishing=True)
     total = sum(f.stat().st_size for f in Path(args.dir).iterdir() if f.is_file())
     bar = progress_bar(f"uploading to {store.uri}", total)
     version = publish(
@@ -57,9 +56,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from maas.store.registry import ModelStore
-
-    store = ModelStore.open(store_uri(args.store))
+    store = open_store(args.store)
     names = [args.name] if args.name else store.models()
     listing: list[dict[str, Any]] = []
     for name in names:
@@ -96,9 +93,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    from maas.store.registry import ModelStore
-
-    store = ModelStore.open(store_uri(args.store))
+    store = open_store(args.store)
     store.promote(args.name, args.version, args.alias)
     note(f"{args.name}@{args.alias} -> {args.version}")
     return 0

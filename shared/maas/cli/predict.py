@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maas.cli.common import MODEL_HELP, STORE_HELP, print_json, store_uri
+from maas.cli.common import MODEL_HELP, STORE_HELP, open_store, print_json
 from maas.errors import BadData, InvalidInput
 
 if TYPE_CHECKING:
@@ -38,10 +38,9 @@ def add_parsers(commands: Any) -> None:
 def open_classifier(model: str, store: str | None) -> Classifier:
     """The classifier for a reference, fetched from the store into the local cache."""
     from maas.client.settings import ClientSettings
-    from maas.store.registry import ModelStore
 
     cache = ClientSettings.from_env().cache_dir
-    return ModelStore.open(store_uri(store)).fetch(model, cache).open()
+    return open_store(store).fetch(model, cache).open()
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ option) always beats the environment.
 | `MAAS_CACHE_DIR` | `$XDG_CACHE_HOME/maas` | versions downloaded by `predict` and `evaluate` |
 | `MAAS_TRAIN_PYTHON` | `.venv-train/bin/python` beside this one | the training environment |
 | `MAAS_PROGRESS` | on a terminal | `1` forces progress bars, `0` hides them |
+| `MAAS_SIGNING_KEY` | `$XDG_CONFIG_HOME/maas/signing.key` | signs and verifies versions |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from maas.service.settings import DEFAULT_RESULTS, default_cache_dir
 from maas.store.backends import DEFAULT_STORE
+from maas.store.signing import default_key_path
 
 DEFAULT_HOME = ".maas"
 
@@ -33,6 +35,7 @@ class ClientSettings:
     cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
     train_python: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
+    signing_key: str = field(default_factory=lambda: str(default_key_path(os.environ)))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
@@ -45,6 +48,7 @@ class ClientSettings:
             cache_dir=Path(env.get("MAAS_CACHE_DIR") or default_cache_dir(env)),
             train_python=env.get("MAAS_TRAIN_PYTHON") or None,
             progress=None if progress in (None, "") else progress not in ("0", "false", "no"),
+            signing_key=env.get("MAAS_SIGNING_KEY") or str(default_key_path(env)),
         )
 
     @property

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maas.core import manifest as artifact
+from maas.core import probe
 from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS, BucketKind, Manifest
 from maas.core.tokenizer import PAD_ID, Tokenizer
 from maas.errors import GoldenMismatch, IntegrityError
@@ -61,6 +62,13 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _load_tokenizer(path: Path, where: str) -> Tokenizer:
+    try:
+        return Tokenizer.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSON errors are ValueErrors
+        raise IntegrityError(f"{where}: unusable tokenizer.json ({type(exc).__name__})") from None
 
 
 @dataclass(frozen=True)
@@ -159,8 +167,18 @@ class Classifier:
         self.version = version or manifest.version or "unpublished"
         self.manifest = manifest
         self.labels: list[str] = list(manifest.labels)
-        self.tokenizer = Tokenizer.load(path / artifact.TOKENIZER)
+        self.tokenizer = _load_tokenizer(path / artifact.TOKENIZER, f"{self.name}:{self.version}")
         interpreter_class, self.runtime = _interpreter_class()
+        # every model file opens in a throwaway child first: a crafted file cannot crash us
+        models = [n for n in manifest.serving_files() if n != artifact.TOKENIZER]
+        probe.ensure_safe(
+            [path / n for n in models],
+            [
+                manifest.files[n].sha256 if n in manifest.files else artifact.sha256_file(path / n)
+                for n in models
+            ],
+            lambda file: interpreter_class(model_path=str(file), num_threads=1),
+        )
         self._full = _Model(path / artifact.MODEL, interpreter_class, num_threads)
         self._length = self._full.length
         outputs = self._full.interpreter.get_output_details()

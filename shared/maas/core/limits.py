@@ -42,6 +42,13 @@ class Limits:
         if self.max_texts < 1 or self.max_text_chars < 1:
             raise ValueError("limits must be positive")
 
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body a valid request can have: every text at its longest, each
+        character JSON-escaped (`\\uXXXX`, 6 bytes), with room for ids and the rest. Larger
+        bodies are refused before they are parsed, so no request costs more than that."""
+        return self.max_texts * (self.max_text_chars * 6 + 2 * MAX_ID_CHARS + 16) + 64 * 1024
+
 
 DEFAULT_LIMITS = Limits()
 

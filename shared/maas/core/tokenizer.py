@@ -90,18 +90,90 @@ def _no_space_units(run: str, ngrams: Sequence[int]) -> list[str]:
     return [run[i : i + n] for i in range(len(run)) for n in ngrams if i + n <= len(run)]
 
 
+def _normalized(text: str, spec: TokenizerSpec) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    return text.casefold() if spec.lowercase else text
+
+
 def tokens(text: str, spec: TokenizerSpec) -> list[str]:
     """The tokens of `text`, in order."""
-    text = unicodedata.normalize("NFKC", text)
-    if spec.lowercase:
-        text = text.casefold()
     found: list[str] = []
     ngrams = spec.cjk_ngrams
-    for run, word in _TOKEN_RE.findall(text):
+    for run, word in _TOKEN_RE.findall(_normalized(text, spec)):
         if word:
             found.append(word)
         else:
             found += _no_space_units(run, ngrams)
+    return found
+
+
+# How much of a long text `kept_tokens` reads first, per kept token; it reads four times more
+# each round until the kept tokens are known. Real text needs one or two rounds.
+FIRST_WINDOW_PER_TOKEN = 2
+MIN_FIRST_WINDOW = 64
+
+
+def kept_tokens(
+    text: str, spec: TokenizerSpec, limit: int, *, first_window: int | None = None
+) -> list[str]:
+    """`tokens(text)` truncated to `limit` tokens on the side the spec keeps - computed from
+    only as much of the text as those tokens need.
+
+    Normalization can multiply a text (one character of NFKC can become 18) and scripts
+    without spaces give two units per character, so a 10,000-character text can hold 80,000
+    tokens, of which a model reads 512. Here a prefix (or suffix) of the text is tokenized,
+    growing, until it holds `limit` tokens that the rest of the text cannot change: only the
+    run of letters at the cut can continue past it (a word is dropped whole, a run of a
+    script without spaces loses its last two units, which the next character or a combining
+    mark could still change). The result is always the same as tokenizing everything."""
+    keep_head = spec.truncating == "post"
+    size = first_window or max(MIN_FIRST_WINDOW, FIRST_WINDOW_PER_TOKEN * limit)
+    while size < len(text):
+        if keep_head:
+            exact = _prefix_tokens(text[:size], spec)
+        else:
+            start = len(text) - size
+            while start < len(text) and unicodedata.combining(text[start]):
+                start += 1  # a mark belongs to the character before it: never start on one
+            exact = _suffix_tokens(text[start:], spec)
+        if len(exact) >= limit:
+            return exact[:limit] if keep_head else exact[len(exact) - limit :]
+        size *= 4
+    found = tokens(text, spec)
+    if len(found) > limit:
+        return found[:limit] if keep_head else found[len(found) - limit :]
+    return found
+
+
+def _prefix_tokens(piece: str, spec: TokenizerSpec) -> list[str]:
+    """The tokens of a prefix of a text that are tokens of the whole text, in order."""
+    normalized = _normalized(piece, spec)
+    found: list[str] = []
+    for match in _TOKEN_RE.finditer(normalized):
+        run, word = match.groups()
+        at_cut = match.end() == len(normalized)
+        if word:
+            if not at_cut:
+                found.append(word)
+        else:
+            units = _no_space_units(run, spec.cjk_ngrams)
+            found += units[:-2] if at_cut else units
+    return found
+
+
+def _suffix_tokens(piece: str, spec: TokenizerSpec) -> list[str]:
+    """The tokens of a suffix of a text that are tokens of the whole text, in order."""
+    normalized = _normalized(piece, spec)
+    found: list[str] = []
+    for match in _TOKEN_RE.finditer(normalized):
+        run, word = match.groups()
+        at_cut = match.start() == 0
+        if word:
+            if not at_cut:
+                found.append(word)
+        else:
+            units = _no_space_units(run, spec.cjk_ngrams)
+            found += units[2:] if at_cut else units
     return found
 
 
@@ -141,10 +213,9 @@ class Tokenizer:
         return tokens(text, self.spec)
 
     def to_ids(self, text: str) -> list[int]:
-        """The ids of `text`, truncated to `max_length` on the configured side."""
-        found, limit = tokens(text, self.spec), self.spec.max_length
-        if len(found) > limit:
-            found = found[:limit] if self.spec.truncating == "post" else found[-limit:]
+        """The ids of `text`, truncated to `max_length` on the configured side (and only as
+        much of the text tokenized as that needs: `kept_tokens`)."""
+        found = kept_tokens(text, self.spec, self.spec.max_length)
         # dict.get(token, OOV_ID) for every token, looped in C
         return list(map(self._index.get, found, repeat(OOV_ID)))
 

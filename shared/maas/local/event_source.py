@@ -104,15 +104,22 @@ class EventSource:
         self.invocations.append(invocation)
         return invocation
 
-    def drain(self, timeout: float = 60.0) -> list[Invocation]:
+    def drain(self, timeout: float = 60.0, *, stop_on_failure: bool = False) -> list[Invocation]:
         """Poll until the queue holds nothing visible, in flight or delayed (failed messages
-        are retried as their visibility expires, until SQS dead-letters them)."""
+        are retried as their visibility expires, until SQS dead-letters them).
+        `stop_on_failure`: raise at the first failed message instead (a benchmark or a smoke
+        run has no business waiting out visibility timeouts)."""
         deadline = time.monotonic() + timeout
         done: list[Invocation] = []
         while True:
             invocation = self.poll()
             if invocation is not None:
                 done.append(invocation)
+                if stop_on_failure and (invocation.failed or invocation.error):
+                    raise RuntimeError(
+                        f"{len(invocation.failed)} messages failed"
+                        + (f": {invocation.error}" if invocation.error else "")
+                    )
                 continue
             if self.backlog() == 0:
                 return done

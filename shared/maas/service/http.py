@@ -14,7 +14,9 @@ build theirs the same way.
 
 from __future__ import annotations
 
+import base64
 import binascii
+import json
 import time
 from http import HTTPStatus
 from typing import Any
@@ -31,6 +33,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
+from maas.core import jsontext
 from maas.errors import (
     ErrorCode,
     InternalError,
@@ -38,6 +41,8 @@ from maas.errors import (
     InvalidJson,
     MaasError,
     MethodNotAllowed,
+    ModelRejected,
+    PayloadTooLarge,
     RouteNotFound,
     UnsupportedMediaType,
 )
@@ -61,12 +66,16 @@ _CLIENT_STATUS = {
     ErrorCode.ROUTE_NOT_FOUND: HTTPStatus.NOT_FOUND,
     ErrorCode.METHOD_NOT_ALLOWED: HTTPStatus.METHOD_NOT_ALLOWED,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.PAYLOAD_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     ErrorCode.VERSION_CONFLICT: HTTPStatus.CONFLICT,
 }
 _SERVER_STATUS = {ErrorCode.STORE_ERROR: HTTPStatus.SERVICE_UNAVAILABLE}
 # What a client is told of our own failures (details such as store URIs go to the log only).
 _SERVER_MESSAGES = {
-    HTTPStatus.SERVICE_UNAVAILABLE: "the model store is unavailable; retry shortly",
+    ErrorCode.STORE_ERROR: "the model store is unavailable; retry shortly",
+    ErrorCode.INTEGRITY_ERROR: "this model version failed its integrity checks; it is not served",
+    ErrorCode.GOLDEN_MISMATCH: "this model version failed its integrity checks; it is not served",
+    ErrorCode.MODEL_CRASHED: "this model version cannot be opened safely; it is not served",
 }
 
 
@@ -76,6 +85,8 @@ def status_of(error: MaasError) -> HTTPStatus:
         return _CLIENT_STATUS[error.code]
     if error.code in _SERVER_STATUS:
         return _SERVER_STATUS[error.code]
+    if isinstance(error, ModelRejected):  # that model is unavailable; the function is not
+        return HTTPStatus.SERVICE_UNAVAILABLE
     if isinstance(error, InvalidInput):
         return HTTPStatus.UNPROCESSABLE_ENTITY
     return HTTPStatus.INTERNAL_SERVER_ERROR
@@ -100,7 +111,11 @@ class HttpFunction:
         self.service = self.runtime.service
         self.logger = self.runtime.logger
         self.metrics = self.runtime.metrics
-        self.app = APIGatewayHttpResolver(enable_validation=True)
+        # debug=False: POWERTOOLS_DEBUG would otherwise print every event, texts included
+        self.app = APIGatewayHttpResolver(
+            enable_validation=True, debug=False, json_body_deserializer=jsontext.loads
+        )
+        self.max_body_bytes = settings.limits.max_body_bytes
         self._add_routes()
         self.handler: Handler = self.runtime.lambda_handler(
             self._resolve, correlation_paths.API_GATEWAY_HTTP
@@ -112,7 +127,41 @@ class HttpFunction:
         return cls(ServiceSettings.from_env("http"))
 
     def _resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if refused := self._refuse_before_routing(event):
+            return refused
         return self.app.resolve(event, context)
+
+    def _refuse_before_routing(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """What must be refused before Powertools parses anything: a body that is not JSON
+        (its form and multipart parsers fail on hostile input), too large, or not decodable.
+        Each is answered like any other client error."""
+        body = event.get("body")
+        if not body:
+            return None
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        error: MaasError | None = None
+        if media_type not in ("", "application/json"):
+            error = UnsupportedMediaType(f"send the body as application/json, not {media_type}")
+        elif len(body) > self.max_body_bytes * (4 / 3 if event.get("isBase64Encoded") else 1):
+            error = PayloadTooLarge(
+                f"the body is over {self.max_body_bytes} bytes", limit=self.max_body_bytes
+            )
+        elif event.get("isBase64Encoded"):
+            try:
+                base64.b64decode(body, validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                error = InvalidJson("the body is not UTF-8 encoded JSON")
+        if error is None:
+            return None
+        response = self._error(error)
+        return {
+            "statusCode": response.status_code,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "cookies": [],
+            "body": json.dumps(response.body, separators=(",", ":")),
+            "isBase64Encoded": False,
+        }
 
     # ------------------------------------------------------------------------------ routes
     def _add_routes(self) -> None:
@@ -197,7 +246,7 @@ class HttpFunction:
         self.logger.error(
             "request failed", status=status.value, code=str(error.code), error=error.message
         )
-        message = _SERVER_MESSAGES.get(status, "internal error; see the function's log")
+        message = _SERVER_MESSAGES.get(error.code, "internal error; see the function's log")
         body = {"error": {"code": str(error.code), "message": message}}
         return Response(status.value, content_types.APPLICATION_JSON, body)
 

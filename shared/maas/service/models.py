@@ -22,8 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maas.core.classifier import Classifier, Prediction
-from maas.errors import ErrorCode, InvalidInput, MaasError, ModelNotFound, StoreError
+from maas.errors import (
+    ErrorCode,
+    InvalidInput,
+    MaasError,
+    ModelNotFound,
+    ModelRejected,
+    StoreError,
+)
 from maas.service.settings import DEFAULT_ALIAS_TTL, DEFAULT_MAX_MODELS, ServiceSettings
+from maas.store import signing
 from maas.store.refs import DEFAULT_ALIAS, ModelRef
 from maas.store.registry import ModelStore
 
@@ -49,11 +57,15 @@ class ModelService:
         alias: str = DEFAULT_ALIAS,
         alias_ttl: float = DEFAULT_ALIAS_TTL,
         max_models: int = DEFAULT_MAX_MODELS,
+        signing_key: str | None = None,
         on_load: OnLoad | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`store`: an open store, or its URI (opened on first use with `signing_key`: a
+        key spec of maas.store.signing; None or "none" reads versions unverified)."""
         self._store: ModelStore | None = store if isinstance(store, ModelStore) else None
         self._store_uri = None if isinstance(store, ModelStore) else store
+        self.signing_key = signing_key
         self.default_model = default_model
         self.alias = alias
         self.cache_dir = Path(cache_dir)
@@ -63,6 +75,7 @@ class ModelService:
         self._clock = clock
         self._resolved: dict[tuple[str, str | None], _Resolution] = {}
         self._classifiers: OrderedDict[tuple[str, str], Classifier] = OrderedDict()
+        self._rejected: dict[tuple[str, str], tuple[ModelRejected, float]] = {}
         self._lock = threading.RLock()
 
     @classmethod
@@ -76,6 +89,7 @@ class ModelService:
             alias=settings.alias,
             alias_ttl=settings.alias_ttl,
             max_models=settings.max_models,
+            signing_key=settings.signing_key,
             on_load=on_load,
         )
 
@@ -84,22 +98,36 @@ class ModelService:
         # Opened on first use, so a misconfigured MAAS_STORE is a 503 with a message rather
         # than a function that cannot start.
         if self._store is None:
-            self._store = ModelStore.open(self._store_uri)
+            signer = signing.open_signer(self.signing_key) if self.signing_key else None
+            self._store = ModelStore.open(self._store_uri, signer)
         return self._store
 
     # -- the public calls ---------------------------------------------------------------
     def classifier(self, ref: str | None = None) -> Classifier:
         """The classifier for `name`, `name@alias` or `name:version` (default: the default
-        model), loading it on first use. Raises ModelNotFound, InvalidModelRef, StoreError."""
+        model), loading it on first use: fetched (signature and files verified), opened (its
+        model files probed in a child process first) and its golden examples reproduced.
+        Raises ModelNotFound, InvalidModelRef, StoreError, and ModelRejected for a version
+        that fails a check (remembered for a few seconds, so a bad version is not fetched
+        and probed again on every request)."""
         with self._lock:
             name, version = self.resolve(ref)
             key = (name, version)
             if key in self._classifiers:
                 self._classifiers.move_to_end(key)
                 return self._classifiers[key]
+            rejected = self._rejected.get(key)
+            if rejected and self._clock() < rejected[1]:
+                raise rejected[0]
             started = time.perf_counter()
-            local = self.store.fetch(ModelRef(name, version=version), self.cache_dir)
-            classifier = local.open()
+            try:
+                local = self.store.fetch(ModelRef(name, version=version), self.cache_dir)
+                classifier = local.open()
+                classifier.verify_golden()
+            except ModelRejected as exc:
+                self._rejected[key] = (exc, self._clock() + STALE_RETRY_SECONDS)
+                raise
+            self._rejected.pop(key, None)
             self._classifiers[key] = classifier
             while len(self._classifiers) > self.max_models:
                 self._classifiers.popitem(last=False)

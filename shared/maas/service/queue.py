@@ -13,6 +13,7 @@ tests build theirs the same way.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -26,7 +27,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from maas.core.classifier import Classifier, Prediction
-from maas.errors import InternalError, MaasError
+from maas.errors import IdConflict, InternalError, MaasError
 from maas.service.runtime import FunctionRuntime, Handler
 from maas.service.schemas import (
     PredictResponse,
@@ -71,11 +72,23 @@ class QueueFunction:
 
     def record_handler(self, record: SQSRecord) -> None:
         message = self._parse(record)
+        digest = hashlib.sha256(record.body.encode("utf-8", "surrogatepass")).hexdigest()
         try:
             texts = message.all_texts()
             classifier, predictions = self.service.predict(texts, message.model)
-            result = self._result(message, record, classifier, predictions)
+            result = self._result(message, record, classifier, predictions, digest)
             written = self.sink.put_result(message.id, result)
+            if not written:
+                first = self.sink.get_result(message.id) or {}
+                if first.get("body_sha256", digest) != digest:
+                    raise IdConflict(
+                        f"id {message.id!r} already has the result of a different message "
+                        f"(SQS message {first.get('sqs_message_id')}); send this one under "
+                        "an id of its own"
+                    )
+        except IdConflict as exc:
+            # filed under its SQS id: the id's own record belongs to the first message
+            self._fail(record, exc, message.id, message.batch, key=record.message_id)
         except Exception as exc:
             self._fail(record, exc, message.id, message.batch)
         self.metrics.add_metric("MessagesProcessed", MetricUnit.Count, 1)
@@ -98,6 +111,7 @@ class QueueFunction:
         record: SQSRecord,
         classifier: Classifier,
         predictions: list[Prediction],
+        body_sha256: str,
     ) -> dict[str, Any]:
         response = PredictResponse.build(classifier.name, classifier.version, predictions)
         result = QueueResult(
@@ -108,12 +122,18 @@ class QueueFunction:
             ids=message.ids,
             sqs_message_id=record.message_id,
             processed_at=_now(),
+            body_sha256=body_sha256,
         )
         # `ids` only when the message had them: results of messages without ids keep their shape
         return result.model_dump(exclude={"ids"} if message.ids is None else None)
 
     def _fail(
-        self, record: SQSRecord, exc: Exception, message_id: str | None, batch: str | None = None
+        self,
+        record: SQSRecord,
+        exc: Exception,
+        message_id: str | None,
+        batch: str | None = None,
+        key: str | None = None,
     ) -> NoReturn:
         """Record why a message failed (best effort) and raise, so Powertools reports it."""
         error = exc if isinstance(exc, MaasError) else InternalError(f"{type(exc).__name__}: {exc}")
@@ -138,7 +158,7 @@ class QueueFunction:
             attempt=failure.attempt,
         )
         try:
-            self.sink.put_failure(message_id or record.message_id, failure.model_dump())
+            self.sink.put_failure(key or message_id or record.message_id, failure.model_dump())
         except Exception:
             self.logger.exception("could not record the failure", sqs_message_id=record.message_id)
         raise exc

@@ -14,7 +14,6 @@ any handler the defaults of `maas.core.limits` apply.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -32,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from maas.core import jsontext
 from maas.core.limits import DEFAULT_LIMITS, MAX_ID_CHARS, Limits, check_text
 from maas.errors import ErrorCode, InvalidInput, InvalidJson, InvalidModelRef, MaasError
 from maas.store.refs import ModelRef
@@ -139,8 +139,9 @@ class _TextsInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: Text | None = None
-    texts: Texts | None = None
+    # repr=False: a user's text never reaches a log through a repr
+    text: Text | None = Field(default=None, repr=False)
+    texts: Texts | None = Field(default=None, repr=False)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> _TextsInput:
@@ -208,8 +209,8 @@ class QueueMessage(_TextsInput):
         """The id and batch of a message body that failed validation, those that are usable,
         so its failure can still be filed under its id and counted in its batch."""
         try:
-            doc = json.loads(body)
-        except ValueError:
+            doc = jsontext.loads(body)
+        except MaasError:
             return None, None
         if not isinstance(doc, dict):
             return None, None
@@ -284,6 +285,10 @@ class QueueResult(BaseModel):
     )
     sqs_message_id: str
     processed_at: str
+    body_sha256: str = Field(
+        description="sha256 of the message body: a redelivery has the same, a different "
+        "message that reuses the id does not."
+    )
 
 
 class QueueFailure(BaseModel):
@@ -336,13 +341,23 @@ _WRONG_TYPE = ("_type", "_parsing")
 _EXPECTED = {"string_type": "a string", "list_type": "an array", "model_type": "an object"}
 
 
+MAX_LISTED_PROBLEMS = 20
+MAX_FIELD_CHARS = 40  # a field name is the caller's text: only so much of it comes back
+
+
 def _field_path(loc: Sequence[Any]) -> str:
     parts = list(loc)
     if parts and parts[0] == "body":  # Powertools prefixes the request body's errors
         parts = parts[1:]
     path = ""
     for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        name = str(part)
+        if len(name) > MAX_FIELD_CHARS:
+            name = f"{name[: MAX_FIELD_CHARS - 1]}…"
+        path += f".{name}" if path else name
     return path
 
 
@@ -385,7 +400,7 @@ def invalid_input(errors: ValidationError | Sequence[Mapping[str, Any]]) -> Inva
     there are several. Never echoes the input (it may be a user's private text)."""
     items = errors.errors(include_url=False) if isinstance(errors, ValidationError) else errors
     problems = []
-    for error in items:
+    for error in items[:MAX_LISTED_PROBLEMS]:
         kind = str(error.get("type", ""))
         # (Powertools puts the character offset of a JSON error in its loc: not a field)
         field = "" if kind == "json_invalid" else _field_path(error.get("loc", ()))
@@ -402,7 +417,9 @@ def invalid_input(errors: ValidationError | Sequence[Mapping[str, Any]]) -> Inva
         return InvalidInput("invalid request")
     first = problems[0]
     details = {key: value for key, value in first.items() if key not in ("code", "message")}
-    if len(problems) > 1:
-        details["errors"] = problems[:20]
+    if len(items) > 1:
+        details["errors"] = problems
+    if len(items) > len(problems):
+        details["problems"] = len(items)
     cls = InvalidJson if first["code"] == ErrorCode.INVALID_JSON else InvalidInput
     return cls(first["message"], code=ErrorCode(first["code"]), **details)

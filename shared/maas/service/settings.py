@@ -14,6 +14,7 @@ argument always beats the environment (`ServiceSettings(store=...)`, or `from_en
 | `MAAS_MAX_TEXTS` | 64 (HTTP) / 1000 (queue) | texts per request / per message |
 | `MAAS_MAX_TEXT_CHARS` | 10000 | characters per text |
 | `MAAS_RESULTS` | `.maas/results` | the queue function's results sink |
+| `MAAS_SIGNING_KEY` | `$XDG_CONFIG_HOME/maas/signing.key` | the key versions are verified with |
 
 Powertools reads its own variables (`POWERTOOLS_*`); the metrics namespace is read here
 because the functions give it a default (`maas`).
@@ -37,6 +38,7 @@ from maas.core.limits import (
 from maas.errors import ConfigurationError, MaasError
 from maas.store.backends import DEFAULT_STORE
 from maas.store.refs import DEFAULT_ALIAS, check_name
+from maas.store.signing import default_key_path
 
 Function = Literal["http", "queue"]
 
@@ -70,6 +72,8 @@ class ServiceSettings:
     limits: Limits = DEFAULT_LIMITS
     results: str = DEFAULT_RESULTS
     metrics_namespace: str = "maas"
+    # kms:<key>, a key file, or "none" (maas.store.signing)
+    signing_key: str = field(default_factory=lambda: str(default_key_path(os.environ)))
 
     @classmethod
     def from_env(
@@ -94,6 +98,7 @@ class ServiceSettings:
             ),
             results=read.text("MAAS_RESULTS") or DEFAULT_RESULTS,
             metrics_namespace=read.text("POWERTOOLS_METRICS_NAMESPACE") or "maas",
+            signing_key=read.text("MAAS_SIGNING_KEY") or str(default_key_path(env)),
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -3,12 +3,14 @@
 Layout under the store's root (the same on both backends)::
 
     <name>/versions/<n>/.claim          created exclusively: reserves version n
-    <name>/versions/<n>/<file>          the artifact's files, uploaded first
+    <name>/versions/<n>/<file>          the artifact's files, uploaded first, write-once
+    <name>/versions/<n>/manifest.sig    the signature of the manifest (maas.store.signing)
     <name>/versions/<n>/manifest.json   written last, exclusively: the version now exists
     <name>/aliases/<alias>.json         {"version": "<n>", ...}; the only mutable objects
 
-A reader only sees versions that have a manifest, so it never sees half a version; a version
-is never written twice (the manifest is created with "if none match", on S3 too).
+A reader only sees versions that have a manifest, so it never sees half a version; no object
+of a version is ever written twice (each is created with "if none match", on S3 too). A store
+opened with a key signs what it publishes and refuses to fetch what does not verify.
 """
 
 from __future__ import annotations
@@ -24,9 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from maas.core import jsontext
 from maas.core import manifest as artifact
 from maas.core.manifest import Manifest
-from maas.errors import IntegrityError, ModelNotFound, NotFound, StoreError, VersionConflict
+from maas.errors import (
+    IntegrityError,
+    MaasError,
+    ModelNotFound,
+    NotFound,
+    StoreError,
+    VersionConflict,
+)
+from maas.store import signing
 from maas.store.backends import DEFAULT_STORE, Backend, backend_for
 from maas.store.refs import (
     DEFAULT_ALIAS,
@@ -62,13 +73,17 @@ class LocalModel:
 
 
 class ModelStore:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, signer: signing.Signer | None = None) -> None:
         self.backend = backend
+        self.signer = signer
 
     @classmethod
-    def open(cls, uri: str | Path | None = None) -> ModelStore:
-        """`s3://bucket/prefix`, `file:///path` or a directory (default `.maas/store`)."""
-        return cls(backend_for(uri or DEFAULT_STORE))
+    def open(
+        cls, uri: str | Path | None = None, signer: signing.Signer | None = None
+    ) -> ModelStore:
+        """`s3://bucket/prefix`, `file:///path` or a directory (default `.maas/store`). With
+        a signer, publish signs each version and fetch verifies it."""
+        return cls(backend_for(uri or DEFAULT_STORE), signer)
 
     @property
     def uri(self) -> str:
@@ -99,21 +114,36 @@ class ModelStore:
         for entry in self.backend.children(f"{name}/aliases"):
             alias = entry.removesuffix(".json")
             if entry.endswith(".json") and is_name(alias):
-                result[alias] = self.alias(name, alias)
+                version, _ = self._pointer(name, alias)
+                result[alias] = version or "unreadable"
         return result
 
     def alias(self, name: str, alias: str) -> str:
         """The version an alias points at."""
+        version, _ = self._pointer(name, alias)
+        if version is None:
+            raise StoreError(f"{name}@{alias} in {self.uri} does not point at a version")
+        return version
+
+    def _pointer(self, name: str, alias: str) -> tuple[str | None, str]:
+        """An alias's version (None: the pointer is unreadable) and the pointer's tag (what a
+        conditional update compares)."""
+        check_name(name)
+        check_name(alias, "alias")
         try:
-            pointer = json.loads(self.backend.read(f"{name}/aliases/{alias}.json"))
+            raw, tag = self.backend.read_tagged(f"{name}/aliases/{alias}.json", ALIAS_BYTES)
         except NotFound as exc:
             raise ModelNotFound(f"model {name!r} has no alias {alias!r}") from exc
+        try:
+            pointer = jsontext.loads(raw, f"{name}@{alias}")
+        except MaasError:
+            pointer = None
         version = pointer.get("version") if isinstance(pointer, dict) else None
-        if not is_version(version):
-            raise StoreError(f"{name}@{alias} in {self.uri} does not point at a version")
-        return str(version)
+        return (str(version) if is_version(version) else None), tag
 
     def manifest_bytes(self, name: str, version: str) -> bytes:
+        check_name(name)
+        check_version(version)
         try:
             return self.backend.read(f"{name}/versions/{version}/{artifact.MANIFEST}")
         except NotFound as exc:
@@ -154,6 +184,10 @@ class ModelStore:
         a complete cached copy is reused as is."""
         name, version = self.resolve(ref, default_alias)
         raw = self.manifest_bytes(name, version)
+        if self.signer is not None:
+            signing.verify_signature(
+                self.signer, self._signature(name, version), name, version, raw
+            )
         manifest = Manifest.from_json(raw, f"{name}:{version}")
         files = files or manifest.serving_files()
         root = Path(cache_dir)
@@ -161,17 +195,19 @@ class ModelStore:
         if (target / ".complete").is_file():
             return LocalModel(name, version, target, manifest)
         for file in files:
-            if file not in manifest.files:
+            if file not in manifest.files or not _plain_file_name(file):
                 raise IntegrityError(f"{name}:{version} lists no {file}")
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".fetch-"))
 
         def download(file: str) -> None:
+            entry = manifest.files[file]
+            key = f"{name}/versions/{version}/{file}"
             try:
-                self.backend.download(f"{name}/versions/{version}/{file}", staging / file)
+                self.backend.download(key, staging / file, max_bytes=entry.bytes)
             except NotFound as exc:
                 raise IntegrityError(f"{name}:{version} lacks {file}") from exc
-            artifact.verify_file(staging / file, manifest.files[file].sha256)
+            artifact.verify_file(staging / file, entry.sha256)
 
         try:
             # the files at once: a cold start waits for the slowest request, not their sum
@@ -208,19 +244,32 @@ class ModelStore:
         source = Path(directory)
         manifest = artifact.read_manifest(source)
         artifact.verify_files(source, manifest)
+        for file in manifest.files:
+            if not _plain_file_name(file):
+                raise IntegrityError(f"{source}: the manifest lists {file!r}, not a file name")
         version = self._claim(name)
+        prefix = f"{name}/versions/{version}"
         for file in manifest.files:
             report = (lambda n, f=file: progress(f, n)) if progress else None
-            self.backend.upload(f"{name}/versions/{version}/{file}", source / file, report)
+            self.backend.upload(f"{prefix}/{file}", source / file, report, exclusive=True)
         published = manifest.updated(
             name=name, version=version, published_at=_now(), store=self.uri
         )
-        self.backend.write(
-            f"{name}/versions/{version}/{artifact.MANIFEST}", published.to_json(), exclusive=True
-        )
+        document = published.to_json()
+        if self.signer is not None:
+            statement = signing.Statement(name, version, artifact.sha256_bytes(document))
+            signature = signing.signature_document(self.signer, statement)
+            self.backend.write(f"{prefix}/{signing.SIGNATURE}", signature, exclusive=True)
+        self.backend.write(f"{prefix}/{artifact.MANIFEST}", document, exclusive=True)
         if alias:
-            self.promote(name, version, alias)
+            self.promote(name, version, alias, only_forward=True)
         return version
+
+    def _signature(self, name: str, version: str) -> bytes | None:
+        try:
+            return self.backend.read(f"{name}/versions/{version}/{signing.SIGNATURE}", 64 * 1024)
+        except NotFound:
+            return None
 
     def _claim(self, name: str) -> str:
         for _ in range(100):
@@ -235,14 +284,52 @@ class ModelStore:
                 time.sleep(0.01)  # someone else is publishing the same model: take the next
         raise StoreError(f"could not reserve a new version of {name!r}: too much contention")
 
-    def promote(self, name: str, version: str, alias: str) -> None:
-        """Point `alias` at an existing version."""
+    def promote(
+        self, name: str, version: str, alias: str, *, only_forward: bool = False
+    ) -> str | None:
+        """Point `alias` at an existing version; returns the version it pointed at before.
+
+        The pointer is replaced only if it still is what was read (compare-and-swap, "if
+        match" on S3): of two promoters, neither loses the other's update unseen; the one
+        that lost reads the new pointer and tries again. `only_forward` (what publish uses):
+        leave an alias that already points at a newer version, so concurrent publishes end
+        with the alias on the newest one."""
         check_name(name)
         check_version(version)
         check_name(alias, "alias")
         self.manifest(name, version)  # refuses an unknown or unpublished version
-        pointer = {"version": version, "updated_at": _now()}
-        self.backend.write(f"{name}/aliases/{alias}.json", json.dumps(pointer).encode())
+        key = f"{name}/aliases/{alias}.json"
+        for _ in range(100):
+            before: str | None
+            tag: str | None
+            try:
+                before, tag = self._pointer(name, alias)
+            except ModelNotFound:
+                before, tag = None, None
+            if only_forward and before is not None and int(before) >= int(version):
+                return before
+            pointer = json.dumps({"version": version, "updated_at": _now()}).encode()
+            try:
+                self.backend.replace(key, pointer, tag=tag)
+            except VersionConflict:
+                time.sleep(0.01)  # someone else moved it meanwhile: read it again
+                continue
+            return before
+        raise StoreError(f"could not move {name}@{alias}: too much contention")
+
+
+ALIAS_BYTES = 4096
+
+
+def _plain_file_name(name: str) -> bool:
+    """A file name of an artifact: one path segment, not hidden, nothing the store reserves."""
+    return (
+        bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and not name.startswith(".")
+        and name not in (artifact.MANIFEST, signing.SIGNATURE)
+    )
 
 
 def _now() -> str:
