@@ -620,3 +620,26 @@ print("ok", "tflite_runtime" in sys.modules)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "ok True", "the interpreter is tflite-runtime"
+
+
+# ------------------------------------------------------------------------- privacy, debug on
+def test_no_text_reaches_any_log_with_powertools_debug_on(
+    env: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """POWERTOOLS_DEBUG=true turns on Powertools' own debug logging, POWERTOOLS_DEV=true its
+    resolver's debug mode (which prints whole events): texts must still reach no log line,
+    stdout or stderr, on success, on a client error and on a validation failure."""
+    import logging
+
+    env.setenv("POWERTOOLS_DEBUG", "true")
+    env.setenv("POWERTOOLS_DEV", "true")
+    env.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    caplog.set_level(logging.DEBUG)
+    secret = "SECRETabcdef很好"
+    app = load_function("http")
+    for body in ({"text": secret}, {"texts": [secret, ""]}, {"text": secret, "oops": 1}):
+        app.handler(request("POST", "/models/reviews/predict", body), lambda_context())
+    out, err = capfd.readouterr()
+    assert "DEBUG" in out + err + caplog.text, "debug logging is on"
+    marker = secret[:12]  # ASCII: found even where JSON escapes the rest
+    assert marker not in out and marker not in err and marker not in caplog.text

@@ -376,7 +376,7 @@ def assert_refused(done: subprocess.CompletedProcess[str], *words: str) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("maas train: ")
+    assert lines[0].startswith("maas: error: ")
     for word in words:
         assert word in lines[0]
 

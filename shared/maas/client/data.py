@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maas.errors import BadData
+from maas.core import jsontext
+from maas.errors import BadData, MaasError
 
 csv.field_size_limit(sys.maxsize)
 
@@ -45,6 +46,18 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise BadData(f"{path}: no such file")
+    try:
+        yield from _records(path)
+    except UnicodeDecodeError as exc:
+        raise BadData(
+            f"{path.name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start} of a block); save the file as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise BadData(f"{path.name}: not readable as CSV ({exc})") from None
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         if _format(path) == "csv":
             dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
@@ -56,9 +69,9 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadData(f"{path.name}:{number}: not valid JSON ({exc.msg})") from exc
+                record = jsontext.loads(line, f"{path.name}:{number}")
+            except MaasError as exc:
+                raise BadData(exc.message) from None
             if not isinstance(record, dict):
                 raise BadData(f"{path.name}:{number}: expected a JSON object")
             yield number, record

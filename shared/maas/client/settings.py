@@ -10,6 +10,7 @@ option) always beats the environment.
 | `MAAS_CACHE_DIR` | `$XDG_CACHE_HOME/maas` | versions downloaded by `predict` and `evaluate` |
 | `MAAS_TRAIN_PYTHON` | `.venv-train/bin/python` beside this one | the training environment |
 | `MAAS_PROGRESS` | on a terminal | `1` forces progress bars, `0` hides them |
+| `MAAS_DEBUG` | off | `1`: an unexpected error prints its traceback |
 | `MAAS_SIGNING_KEY` | `$XDG_CONFIG_HOME/maas/signing.key` | signs and verifies versions |
 """
 
@@ -36,6 +37,7 @@ class ClientSettings:
     train_python: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
     signing_key: str = field(default_factory=lambda: str(default_key_path(os.environ)))
+    debug: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
@@ -49,6 +51,7 @@ class ClientSettings:
             train_python=env.get("MAAS_TRAIN_PYTHON") or None,
             progress=None if progress in (None, "") else progress not in ("0", "false", "no"),
             signing_key=env.get("MAAS_SIGNING_KEY") or str(default_key_path(env)),
+            debug=env.get("MAAS_DEBUG", "") not in ("", "0", "false", "no"),
         )
 
     @property

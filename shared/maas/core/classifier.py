@@ -24,7 +24,7 @@ from maas.core import manifest as artifact
 from maas.core import probe
 from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS, BucketKind, Manifest
 from maas.core.tokenizer import PAD_ID, Tokenizer
-from maas.errors import GoldenMismatch, IntegrityError
+from maas.errors import GoldenMismatch, IntegrityError, ModelCrashed
 
 
 def _interpreter_class() -> tuple[Any, str]:
@@ -159,9 +159,12 @@ class Classifier:
         name: str | None = None,
         version: str | None = None,
         num_threads: int = 1,
+        probe_first: bool = True,
     ) -> None:
         """Open the artifact in `directory` that `manifest` describes (its files are trusted:
-        `Classifier.open` checks them first, a store checks them when it fetches)."""
+        `Classifier.open` checks them first, a store checks them when it fetches). Its model
+        files are run in a child process first (maas.core.probe), unless `probe_first` is
+        off (the child itself)."""
         path = Path(directory)
         self.name = name or manifest.name or path.name
         self.version = version or manifest.version or "unpublished"
@@ -169,16 +172,20 @@ class Classifier:
         self.labels: list[str] = list(manifest.labels)
         self.tokenizer = _load_tokenizer(path / artifact.TOKENIZER, f"{self.name}:{self.version}")
         interpreter_class, self.runtime = _interpreter_class()
-        # every model file opens in a throwaway child first: a crafted file cannot crash us
-        models = [n for n in manifest.serving_files() if n != artifact.TOKENIZER]
-        probe.ensure_safe(
-            [path / n for n in models],
-            [
+        if probe_first:
+            # every model file runs in a throwaway child first: a crafted one cannot crash us
+            models = [n for n in manifest.serving_files() if n != artifact.TOKENIZER]
+            digests = [
                 manifest.files[n].sha256 if n in manifest.files else artifact.sha256_file(path / n)
                 for n in models
-            ],
-            lambda file: interpreter_class(model_path=str(file), num_threads=1),
-        )
+            ]
+            probe.ensure_safe(
+                [path / n for n in models],
+                digests,
+                lambda: Classifier(
+                    path, manifest, name=self.name, version=self.version, probe_first=False
+                ).self_test(),
+            )
         self._full = _Model(path / artifact.MODEL, interpreter_class, num_threads)
         self._length = self._full.length
         outputs = self._full.interpreter.get_output_details()
@@ -229,6 +236,8 @@ class Classifier:
             if len(ids) > width:
                 ids = ids[-width:] if keep_tail else ids[:width]
             out[row] = self._read(ids, pre)[0][0]
+        if not np.isfinite(out).all():  # corrupted weights: never answer NaN as a probability
+            raise ModelCrashed(f"{self.name}:{self.version} produced non-finite probabilities")
         if self._binary:
             return np.hstack([1.0 - out, out])
         return out
@@ -238,6 +247,15 @@ class Classifier:
             if len(ids) <= length:
                 return bucket.run(ids, pre, state)
         return self._full.run(ids, pre)
+
+    def self_test(self) -> None:
+        """Run every model on what it will meet: the golden texts, an empty text, and every
+        position holding the largest token id (what the probe runs in its child)."""
+        self.probabilities([example.text for example in self.manifest.golden.examples] + [""])
+        largest = [self.tokenizer.spec.num_words - 1] * self._length
+        for length, bucket, state in self._buckets:
+            bucket.run(largest[:length], self._pre, state)
+        self._full.run(largest, self._pre)
 
     def read_length(self, text: str) -> int:
         """How many steps the model reads for `text`: its bucket's length, or the full one."""

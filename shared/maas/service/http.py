@@ -19,7 +19,7 @@ import binascii
 import json
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -28,6 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -57,6 +58,7 @@ from maas.service.schemas import (
     invalid_input,
 )
 from maas.service.settings import ServiceSettings
+from maas.store.refs import REFERENCE_PATTERN
 
 # The HTTP status of each error code; a code not listed is a server error (500).
 _CLIENT_STATUS = {
@@ -92,6 +94,19 @@ def status_of(error: MaasError) -> HTTPStatus:
     return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
+# The path's model reference. Documented, not validated by Powertools: the function itself
+# answers a malformed one with 400 invalid_model_reference (a pattern failure would be a 422).
+ModelName = Annotated[
+    str,
+    Path(
+        description="NAME, NAME@ALIAS or NAME:VERSION (URL-encoded); a bare name means the "
+        "function's alias (production), else the latest version.",
+        examples=["reviews", "reviews@production", "reviews:3"],
+        json_schema_extra={"pattern": REFERENCE_PATTERN, "maxLength": 2 * 128 + 1},
+    ),
+]
+
+
 def _responses(ok: type[BaseModel], *errors: HTTPStatus) -> dict[int, OpenAPIResponse]:
     """A route's responses for the OpenAPI document: its model on 200, ErrorResponse else."""
     responses: dict[int, OpenAPIResponse] = {
@@ -111,7 +126,7 @@ class HttpFunction:
         self.service = self.runtime.service
         self.logger = self.runtime.logger
         self.metrics = self.runtime.metrics
-        # debug=False: POWERTOOLS_DEBUG would otherwise print every event, texts included
+        # debug=False: POWERTOOLS_DEV would otherwise print every event, texts included
         self.app = APIGatewayHttpResolver(
             enable_validation=True, debug=False, json_body_deserializer=jsontext.loads
         )
@@ -199,7 +214,7 @@ class HttpFunction:
         app.not_found(self._no_route)
         app.exception_handler(Exception)(self._unexpected)
 
-    def predict(self, name: str, request: PredictRequest) -> PredictResponse:
+    def predict(self, name: ModelName, request: PredictRequest) -> PredictResponse:
         if error := self._not_a_json_object():
             raise error
         texts = request.all_texts()
@@ -219,7 +234,7 @@ class HttpFunction:
         )
         return PredictResponse.build(classifier.name, classifier.version, predictions)
 
-    def describe(self, name: str) -> ModelInfo:
+    def describe(self, name: ModelName) -> ModelInfo:
         return ModelInfo(**self.service.classifier(unquote(name)).describe())
 
     def health(self) -> HealthResponse:

@@ -72,7 +72,7 @@ class QueueFunction:
 
     def record_handler(self, record: SQSRecord) -> None:
         message = self._parse(record)
-        digest = hashlib.sha256(record.body.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = _body_sha256(record)
         try:
             texts = message.all_texts()
             classifier, predictions = self.service.predict(texts, message.model)
@@ -135,8 +135,13 @@ class QueueFunction:
         batch: str | None = None,
         key: str | None = None,
     ) -> NoReturn:
-        """Record why a message failed (best effort) and raise, so Powertools reports it."""
+        """Record why a message failed (best effort) and raise, so Powertools reports it.
+
+        The record is filed under the message's id (its latest attempt wins), unless that id
+        already holds the failure of a different message (another body): then under the SQS
+        id, so that no message's record replaces another's."""
         error = exc if isinstance(exc, MaasError) else InternalError(f"{type(exc).__name__}: {exc}")
+        digest = _body_sha256(record)
         failure = QueueFailure(
             id=message_id,
             batch=batch,
@@ -147,6 +152,7 @@ class QueueFunction:
             details=error.details or None,
             retryable=error.retryable,  # a malformed message or an unknown model stays so
             failed_at=_now(),
+            body_sha256=digest,
         )
         self.metrics.add_metric("MessagesFailed", MetricUnit.Count, 1)
         log = self.logger.exception if isinstance(error, InternalError) else self.logger.warning
@@ -158,10 +164,18 @@ class QueueFunction:
             attempt=failure.attempt,
         )
         try:
+            if key is None and message_id is not None:
+                earlier = self.sink.get_failure(message_id)
+                if earlier and earlier.get("body_sha256", digest) != digest:
+                    key = record.message_id
             self.sink.put_failure(key or message_id or record.message_id, failure.model_dump())
         except Exception:
             self.logger.exception("could not record the failure", sqs_message_id=record.message_id)
         raise exc
+
+
+def _body_sha256(record: SQSRecord) -> str:
+    return hashlib.sha256(record.body.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _now() -> str:

@@ -116,8 +116,9 @@ Text = Annotated[
     AfterValidator(_check_text),
     Field(
         description="A text to classify; not blank.",
+        # \S: not blank (the validator's rule, in the document's terms)
         json_schema_extra=lambda schema: schema.update(
-            minLength=1, maxLength=current_limits().max_text_chars
+            minLength=1, maxLength=current_limits().max_text_chars, pattern="\\S"
         ),
     ),
 ]
@@ -134,10 +135,23 @@ Texts = Annotated[
 
 
 # -------------------------------------------------------------------------------- input
+def _exactly_one_of_text_and_texts(schema: dict[str, Any]) -> None:
+    """The document states the rule the validator enforces: `text` or `texts`, present and
+    not null, never both (pydantic alone would call both optional and nullable)."""
+    properties = schema.get("properties", {})
+    for key in ("text", "texts"):
+        spec = properties.get(key, {})
+        options = [o for o in spec.pop("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            spec.update(options[0])
+        spec.pop("default", None)
+    schema["oneOf"] = [{"required": ["text"]}, {"required": ["texts"]}]
+
+
 class _TextsInput(BaseModel):
     """Exactly one of `text` and `texts`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of_text_and_texts)
 
     # repr=False: a user's text never reaches a log through a repr
     text: Text | None = Field(default=None, repr=False)
@@ -157,15 +171,15 @@ class _TextsInput(BaseModel):
         return [self.text] if self.text is not None else list(self.texts or ())
 
 
+def _predict_schema(schema: dict[str, Any]) -> None:
+    _exactly_one_of_text_and_texts(schema)
+    schema["examples"] = [{"text": "房间很干净 服务也很好"}, {"texts": ["很好", "太差了"]}]
+
+
 class PredictRequest(_TextsInput):
     """Body of `POST /models/{name}/predict`."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"text": "房间很干净 服务也很好"}, {"texts": ["很好", "太差了"]}]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_predict_schema)
 
 
 MessageId = Annotated[str, AfterValidator(_check_key(ErrorCode.INVALID_ID))]
@@ -303,6 +317,7 @@ class QueueFailure(BaseModel):
     details: dict[str, Any] | None = None
     retryable: bool = Field(description="False for a malformed message (it can never succeed).")
     failed_at: str
+    body_sha256: str = Field(description="sha256 of the message body that failed.")
 
 
 class ErrorDetail(BaseModel):

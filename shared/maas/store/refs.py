@@ -15,6 +15,8 @@ from maas.errors import InvalidModelRef
 DEFAULT_ALIAS = "production"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 VERSION_RE = re.compile(r"[1-9][0-9]{0,8}")
+# `name`, `name@alias` or `name:version`, as a JSON-schema pattern (the OpenAPI document's)
+REFERENCE_PATTERN = rf"^{NAME_RE.pattern}(@{NAME_RE.pattern}|:{VERSION_RE.pattern})?$"
 _RULE = "use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)"
 
 

@@ -1,18 +1,19 @@
 """`python -m maas.training DATA --out DIR ...` (what `maas train` runs in .venv-train).
 
-Exit status: 0 done; 2 bad input or arguments; 3 quality gate failed (the artifact is written
-and marked failed); 1 anything else (e.g. the TFLite conversion failed). Errors are one line
-on stderr; epoch progress goes to stderr too, the final summary to stdout.
+Exit status, as every maas command (maas.cli): 0 done; 2 bad input or arguments; 3 quality
+gate failed (the artifact is written and marked failed); 1 anything else (e.g. the TFLite
+conversion failed). Errors are one line on stderr, `maas: error: ...`; epoch progress goes to
+stderr too, the final summary to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from maas.errors import InvalidInput, MaasError, QualityGateFailed
+from maas.errors import MaasError
+from maas.exits import EXIT_ERROR, exit_status, fail
 from maas.training.options import DEFAULT_PRESET, DEFAULT_SEED, TrainingOptions
 from maas.training.presets import PRESETS
 
@@ -55,13 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = job.run(options)
         print(job.summary(manifest, args.out))
         quality.enforce(manifest.quality_gate)
-    except QualityGateFailed as exc:
-        print(f"maas train: {exc.message}", file=sys.stderr)
-        return 3
-    except InvalidInput as exc:
-        print(f"maas train: {exc.message}", file=sys.stderr)
-        return 2
     except MaasError as exc:
-        print(f"maas train: {exc.message}", file=sys.stderr)
-        return 1
+        return fail(exc.message, exit_status(exc))
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}", EXIT_ERROR)
     return 0

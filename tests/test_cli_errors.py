@@ -1,0 +1,230 @@
+"""Every way a user can hand the CLI something broken ends in one line on stderr,
+`maas: error: ...`, and the exit status of its kind (maas.exits): 2 for a wrong command line
+or input, 3 for a model refused by a check, 1 for what could not be done. Never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import open_store
+
+from maas.cli import main
+from maas.exits import EXIT_ERROR, EXIT_REFUSED, EXIT_USAGE
+
+TRAIN = [
+    str(Path(sys.executable).parents[2] / ".venv-train" / "bin" / "python"),
+    "-m",
+    "maas.training",
+]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    try:
+        status = main(list(argv))
+    except SystemExit as exc:  # argparse
+        status = int(exc.code or 0)
+    err = capsys.readouterr().err
+    return status, err
+
+
+def one_line(status: int, err: str, expected: int, *words: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == expected, err
+    assert len(lines) == 1 and lines[0].startswith("maas: error: "), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def store(trained_model: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "store"
+    open_store(root).publish(trained_model, "reviews", alias="production")
+    return root
+
+
+def edit_version(store: Path, change: Callable[[dict[str, object], Path], None]) -> None:
+    """Change a published version's files or manifest in place (what a broken disk, a botched
+    copy or a person with an editor does); the tests read it with signing off, so only the
+    checks of the files themselves stand between the change and the model."""
+    folder = store / "reviews" / "versions" / "1"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest, folder)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+# ---------------------------------------------------------------------------- data files
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("latin1.csv", "text,label\ncaf\xe9 cr\xe8me,positive\n".encode("latin-1"), ["UTF-8"]),
+        ("quote.csv", b'text,label\n"unbalanced,positive\n', ["no 'label'"]),
+        ("deep.jsonl", b'{"text": ' + b"[" * 3000 + b"]" * 3000 + b', "label": "x"}\n', ["JSON"]),
+        ("huge.jsonl", b'{"text": ' + b"9" * 5000 + b', "label": "x"}\n', ["digits"]),
+        ("array.jsonl", b'["text", "label"]\n', ["JSON object"]),
+        ("empty.csv", b"", ["no rows"]),
+        ("data.parquet", b"PAR1", ["unknown file type"]),
+    ],
+)
+def test_bad_data_files(
+    capsys: pytest.CaptureFixture[str],
+    store: Path,
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    words: list[str],
+) -> None:
+    data = tmp_path / name
+    data.write_bytes(content)
+    status, err = run(capsys, "evaluate", "--store", str(store), "--model", "reviews", str(data))
+    one_line(status, err, EXIT_USAGE, *words)
+
+
+def test_the_training_job_speaks_the_same_way(tmp_path: Path) -> None:
+    data = tmp_path / "latin1.csv"
+    data.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
+    done = subprocess.run(
+        [*TRAIN, str(data), "--out", str(tmp_path / "m")], capture_output=True, text=True
+    )
+    one_line(done.returncode, done.stderr, EXIT_USAGE, "UTF-8")
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    good = Path(__file__).parents[1] / "data" / "reviews-zh" / "reviews.csv"
+    done = subprocess.run([*TRAIN, str(good), "--out", str(file)], capture_output=True, text=True)
+    one_line(done.returncode, done.stderr, EXIT_USAGE, "is a file")
+
+
+# ------------------------------------------------------------------------ broken stores
+def test_a_broken_alias_file(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    (store / "reviews" / "aliases" / "production.json").write_text("{not json")
+    status, err = run(
+        capsys, "predict", "--store", str(store), "--model", "reviews@production", "x"
+    )
+    one_line(status, err, EXIT_ERROR, "does not point at a version")
+    # and promote repairs it
+    assert run(capsys, "promote", "--store", str(store), "--name", "reviews", "--version", "1",
+               "--alias", "production")[0] == 0  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda m, f: (f / "tokenizer.json").write_text("{broken"), ["tokenizer.json"]),
+        (lambda m, f: m["files"]["model.tflite"].pop("sha256"), ["not a valid manifest"]),
+        (lambda m, f: m.update(labels=["a", "b", "c"]), ["3 labels"]),
+        (lambda m, f: m.update(labels="ab"), ["not a valid manifest"]),
+        (lambda m, f: m.update(schema_version=7), ["schema version 7"]),
+    ],
+)
+def test_a_broken_version(
+    capsys: pytest.CaptureFixture[str],
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[dict[str, object], Path], None],
+    words: list[str],
+) -> None:
+    def rehashed(manifest: dict[str, object], folder: Path) -> None:
+        change(manifest, folder)
+        if (folder / "tokenizer.json").read_text().startswith("{broken"):
+            import hashlib
+
+            files = manifest["files"]
+            assert isinstance(files, dict)
+            files["tokenizer.json"] = {
+                "sha256": hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest(),
+                "bytes": (folder / "tokenizer.json").stat().st_size,
+            }
+
+    edit_version(store, rehashed)
+    monkeypatch.setenv("MAAS_SIGNING_KEY", "none")
+    monkeypatch.setenv("MAAS_CACHE_DIR", str(tmp_path / "cache"))
+    status, err = run(capsys, "predict", "--store", str(store), "--model", "reviews:1", "很好")
+    one_line(status, err, EXIT_REFUSED, *words)
+
+
+def test_a_tampered_version_is_refused_by_its_signature(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    edit_version(store, lambda m, f: m.update(labels=["positive", "negative"]))
+    status, err = run(capsys, "predict", "--store", str(store), "--model", "reviews:1", "很好")
+    one_line(status, err, EXIT_REFUSED, "changed after it was published")
+
+
+def test_a_store_that_cannot_be_read(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    status, err = run(capsys, "models", "--store", str(blocker / "store"))
+    assert status == 0, "an empty listing, not an error: nothing is there"
+    status, err = run(capsys, "predict", "--store", str(blocker / "store"), "--model", "m", "x")
+    one_line(status, err, EXIT_USAGE, "no model named 'm'")
+
+
+def test_a_signing_key_that_cannot_be_read(
+    capsys: pytest.CaptureFixture[str], store: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MAAS_SIGNING_KEY", str(tmp_path / "missing.key"))
+    status, err = run(capsys, "predict", "--store", str(store), "--model", "reviews", "x")
+    one_line(status, err, EXIT_ERROR, "cannot read the signing key", "MAAS_SIGNING_KEY")
+    (tmp_path / "short.key").write_text("abc")
+    monkeypatch.setenv("MAAS_SIGNING_KEY", str(tmp_path / "short.key"))
+    status, err = run(capsys, "predict", "--store", str(store), "--model", "reviews", "x")
+    one_line(status, err, EXIT_ERROR, "at least 32")
+
+
+# ------------------------------------------------------------------------- names, versions
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["promote", "--name", "reviews", "--version", "../../../x", "--alias", "p"], ["version"]),
+        (["promote", "--name", "../x", "--version", "1", "--alias", "p"], ["name"]),
+        (["promote", "--name", "reviews", "--version", "1", "--alias", "prod\n"], ["alias"]),
+        (["promote", "--name", "name\n", "--version", "1", "--alias", "p"], ["name"]),
+        (["predict", "--model", "reviews@prod\n", "x"], ["alias"]),
+        (["predict", "--model", "reviews:1\n", "x"], ["version"]),
+        (["evaluate", "--model", "reviews", "missing.csv"], ["no such file"]),
+    ],
+)
+def test_names_and_versions_are_checked_whole(
+    capsys: pytest.CaptureFixture[str], store: Path, argv: list[str], words: list[str]
+) -> None:
+    status, err = run(capsys, *argv, "--store", str(store))
+    one_line(status, err, EXIT_USAGE, *words)
+
+
+def test_publish_refuses_what_is_not_an_artifact(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path, trained_model: Path
+) -> None:
+    status, err = run(capsys, "publish", str(tmp_path), "--store", str(store), "--name", "m")
+    one_line(status, err, EXIT_USAGE, "not a model artifact")
+    copy = shutil.copytree(trained_model, tmp_path / "copy")
+    (copy / "model.tflite").write_bytes(b"not the model")
+    status, err = run(capsys, "publish", str(copy), "--store", str(store), "--name", "m")
+    one_line(status, err, EXIT_REFUSED, "does not match its manifest")
+
+
+def test_the_installed_command_prints_no_traceback_for_an_internal_error(tmp_path: Path) -> None:
+    """A bug still ends in one line (the traceback only with MAAS_DEBUG=1)."""
+    script = (
+        "import maas.cli.models as m\n"
+        "def boom(args): raise RuntimeError('unexpected')\n"
+        "m.run_models = boom\n"
+        "import maas.cli, sys\n"
+        "sys.exit(maas.cli.main(['models']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    one_line(done.returncode, done.stderr, EXIT_ERROR, "internal error", "RuntimeError")
+    debug = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MAAS_DEBUG": "1"},
+    )
+    assert "Traceback" in debug.stderr and debug.returncode == EXIT_ERROR
