@@ -23,6 +23,7 @@ from maas.client import batch
 from maas.client.sqs import Sender
 from maas.core.limits import SQS_MAX_MESSAGE_BYTES
 from maas.errors import MaasError
+from maas.exits import EXIT_USAGE
 from maas.local.event_source import EventSource, create_queue
 from maas.local.lambda_runtime import load_function
 
@@ -380,7 +381,7 @@ def test_submit_refuses_bad_input_in_one_line(
     if argv == ["--queue-suffix"]:
         queue, argv = stack.queue + "-missing", []
     code, out, err = maas(capsys, "batch", "submit", str(data), "--queue", queue, *argv)
-    assert (code, out) == (1, "")
+    assert (code, out) == (EXIT_USAGE, "")
     assert err.startswith("maas: error: ") and err.count("\n") == 1, err
     assert message in err
     assert not list((tmp_path / "home").glob("batches/*.json")), "no batch recorded"
@@ -400,7 +401,7 @@ def test_other_commands_fail_in_one_line(
 ) -> None:
     argv = [stack.queue if arg == "QUEUE" else arg for arg in argv]
     code, out, err = maas(capsys, "batch", *argv)
-    assert (code, out) == (1, "")
+    assert (code, out) == (EXIT_USAGE, "")
     assert err.startswith("maas: error: ") and err.count("\n") == 1 and message in err, err
 
 
@@ -410,4 +411,4 @@ def test_results_needs_a_known_format(
     data = write_rows(tmp_path / "input.csv", [{"text": "好"}])
     batch_id = maas(capsys, "batch", "submit", str(data), "--queue", stack.queue)[1].strip()
     code, _, err = maas(capsys, "batch", "results", batch_id, "--out", str(tmp_path / "r.txt"))
-    assert code == 1 and err == "maas: error: r.txt: unknown format; use .jsonl or .csv\n"
+    assert code == EXIT_USAGE and err == "maas: error: r.txt: unknown format; use .jsonl or .csv\n"

@@ -1,19 +1,16 @@
-"""Configuration and limits: each limit is one constant, the template's defaults agree with
-it, each function reads its environment once into settings, and a setting it cannot use is a
-clear error at cold start."""
+"""Configuration and limits: each limit is one constant (the template's defaults agree with
+it: tests/test_template.py), each function reads its environment once into settings, and a
+setting it cannot use is a clear error at cold start."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from maas.cli import build_parser
 from maas.client.settings import ClientSettings
 from maas.core.limits import (
-    MAX_TEXT_CHARS,
     MAX_TEXTS_PER_MESSAGE,
     MAX_TEXTS_PER_REQUEST,
     SQS_MAX_MESSAGE_BYTES,
@@ -23,37 +20,6 @@ from maas.errors import ConfigurationError
 from maas.service.settings import ServiceSettings
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class _CloudFormation(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as plain values."""
-
-
-_CloudFormation.add_multi_constructor(
-    "!",
-    lambda loader, suffix, node: (
-        loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode)
-        else loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node)
-    ),
-)
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.load((REPO / "template.yaml").read_text("utf-8"), _CloudFormation)
-    return doc
-
-
-def test_the_templates_defaults_are_the_limits(template: dict[str, Any]) -> None:
-    parameters = template["Parameters"]
-    assert parameters["ApiMaxTexts"]["Default"] == MAX_TEXTS_PER_REQUEST
-    assert parameters["QueueMaxTextsPerMessage"]["Default"] == MAX_TEXTS_PER_MESSAGE
-    assert parameters["MaxTextChars"]["Default"] == MAX_TEXT_CHARS
-    queue = template["Resources"]["PredictionsQueue"]["Properties"]
-    assert queue["MaximumMessageSize"] == SQS_MAX_MESSAGE_BYTES
 
 
 def test_batch_submit_packs_what_the_queue_function_accepts() -> None:

@@ -155,6 +155,17 @@ def write_local_template(out: Path, api_only: bool = False) -> Path:
             if resource["Type"] == "AWS::Serverless::Function" and name not in behind_api:
                 del resources[name]
         doc.pop("Outputs", None)  # they name every function; nothing local reads them
+    # sam local enforces neither IAM nor JWT authorization nor CORS, and cannot read the
+    # conditions the template chooses them with: the local API is unauthenticated, as the
+    # README says, and everything else about the routes is the template's.
+    for name, resource in list(doc["Resources"].items()):
+        if resource["Type"] == "AWS::ApiGatewayV2::Authorizer":
+            del doc["Resources"][name]
+        elif resource["Type"] == "AWS::ApiGatewayV2::Route":
+            resource["Properties"].pop("AuthorizerId", None)
+            resource["Properties"]["AuthorizationType"] = "NONE"
+        elif resource["Type"] == "AWS::ApiGatewayV2::Api":
+            resource["Properties"].pop("CorsConfiguration", None)
     env = doc.setdefault("Globals", {}).setdefault("Function", {}).setdefault("Environment", {})
     variables = env.setdefault("Variables", {})
     for name in LOCAL_ONLY_VARIABLES:
