@@ -208,7 +208,8 @@ class Record:
     name: str
     statuses: Counter[str] = field(default_factory=Counter)
     seconds: list[float] = field(default_factory=list)
-    rss_start_kib: int = field(default_factory=lambda: _rss_kib())
+    rss_start_kib: int = field(default_factory=lambda: rss_kib())
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, status: int | str, seconds: float) -> None:
         self.statuses[str(status)] += 1
@@ -223,11 +224,12 @@ class Record:
             "median_ms": round(statistics.median(ordered) * 1000, 3) if ordered else 0.0,
             "p99_ms": round(p99 * 1000, 3),
             "max_ms": round(ordered[-1] * 1000, 3) if ordered else 0.0,
-            "rss_growth_mib": round((_rss_kib() - self.rss_start_kib) / 1024, 1),
+            "rss_growth_mib": round((rss_kib() - self.rss_start_kib) / 1024, 1),
+            **self.extra,
         }
 
 
-def _rss_kib() -> int:
+def rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])

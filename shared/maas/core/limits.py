@@ -8,6 +8,7 @@ A deployment may lower or raise them per function through its settings (`MAAS_MA
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from maas.errors import ErrorCode
@@ -53,6 +54,17 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+# What "blank" means, spelled out: Python's whitespace (str.isspace) and the byte-order mark.
+# Written as one explicit class so that the OpenAPI document's pattern (ECMAScript regex) and
+# this check (Python) cannot disagree about characters such as U+001D or U+FEFF.
+WHITESPACE = (
+    "\t\n\u000b\u000c\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+    "\u202f\u205f\u3000\ufeff"
+)
+NOT_BLANK_PATTERN = f"[^{WHITESPACE}]"  # a text must contain one such character
+_BLANK = re.compile(f"[{WHITESPACE}]*")
+
+
 @dataclass(frozen=True)
 class TextProblem:
     """Why a text cannot be classified: a stable code, the message's predicate and its facts."""
@@ -74,6 +86,6 @@ def check_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> TextProblem | None
             length=len(text),
             limit=max_chars,
         )
-    if not text.strip():
+    if _BLANK.fullmatch(text):
         return TextProblem(ErrorCode.EMPTY_TEXT, "is empty or only whitespace")
     return None

@@ -32,7 +32,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from maas.core import jsontext
-from maas.core.limits import DEFAULT_LIMITS, MAX_ID_CHARS, Limits, check_text
+from maas.core.limits import (
+    DEFAULT_LIMITS,
+    MAX_ID_CHARS,
+    NOT_BLANK_PATTERN,
+    Limits,
+    check_text,
+)
 from maas.errors import ErrorCode, InvalidInput, InvalidJson, InvalidModelRef, MaasError
 from maas.store.refs import ModelRef
 
@@ -116,9 +122,9 @@ Text = Annotated[
     AfterValidator(_check_text),
     Field(
         description="A text to classify; not blank.",
-        # \S: not blank (the validator's rule, in the document's terms)
+        # not blank: the validator's rule, in the document's terms
         json_schema_extra=lambda schema: schema.update(
-            minLength=1, maxLength=current_limits().max_text_chars, pattern="\\S"
+            minLength=1, maxLength=current_limits().max_text_chars, pattern=NOT_BLANK_PATTERN
         ),
     ),
 ]
