@@ -1,7 +1,8 @@
 # maas — every workflow starts here. `make demo` and `make test` install what they need.
 #
 # Three environments, because their numpy versions cannot meet (see README, "Environments"):
-#   .venv        serving + development: tflite-runtime 2.14, numpy<2, Powertools, boto3, pytest, moto
+#   .venv        serving + CLI + development: tflite-runtime 2.14, numpy<2, Powertools, boto3,
+#                uvicorn, pytest, moto, schemathesis, playwright
 #   .venv-train  training: TensorFlow 2.21 (numpy>=2), LiteRT, scikit-learn, matplotlib
 #   .venv-tools  SAM CLI, cfn-lint, checkov (their pins stay out of the product's environments)
 # `.venv/bin/maas train` runs the training job in .venv-train by itself.
@@ -21,7 +22,7 @@ $(UV):
 
 .venv/.ok: pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing -p $(PYTHON) .venv
-	VIRTUAL_ENV=.venv $(UV) pip install -q --compile-bytecode -e '.[serve,dev]'
+	VIRTUAL_ENV=.venv $(UV) pip install -q --compile-bytecode -e '.[serve,cli,dev]'
 	touch $@
 
 .venv-train/.ok: pyproject.toml | $(UV)

@@ -345,7 +345,10 @@ def test_a_body_that_is_not_utf8(invoke: Invoke) -> None:
 
 def test_unknown_route_and_wrong_method(invoke: Invoke) -> None:
     assert_error(invoke(request("GET", "/predict")), 404, "route_not_found")
-    assert_error(invoke(request("POST", "/models")), 404, "route_not_found")
+    assert_error(invoke(request("POST", "/nowhere")), 404, "route_not_found")
+    _, _, headers = result = invoke(request("POST", "/models"))
+    assert_error(result, 405, "method_not_allowed")
+    assert headers["Allow"] == "GET"
     _, _, headers = result = invoke(request("GET", "/models/reviews/predict"))
     assert_error(result, 405, "method_not_allowed")
     assert headers["Allow"] == "POST"
@@ -643,3 +646,53 @@ def test_no_text_reaches_any_log_with_powertools_debug_on(
     assert "DEBUG" in out + err + caplog.text, "debug logging is on"
     marker = secret[:12]  # ASCII: found even where JSON escapes the rest
     assert marker not in out and marker not in err and marker not in caplog.text
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize("body", [None, ""])
+def test_a_form_content_type_without_a_body_is_refused_unparsed(
+    invoke: Invoke, content_type: str, body: str | None
+) -> None:
+    """Found by `make fuzz`: Powertools parses the (missing) multipart body of a POST."""
+    ev = request("POST", "/models/reviews/predict", headers={"content-type": content_type})
+    if body is not None:
+        ev["body"] = body
+    assert_error(invoke(ev), 415, "unsupported_media_type")
+
+
+def test_models_lists_versions_aliases_and_what_a_bare_name_means(
+    env: pytest.MonkeyPatch, two_versions: ModelStore
+) -> None:
+    env.setenv("MAAS_STORE", two_versions.uri)
+    status, body, _ = invoker(load_function("http"))(request("GET", "/models"))
+    assert status == 200
+    assert body == {
+        "models": [
+            {
+                "name": "reviews",
+                "versions": ["1", "2"],
+                "aliases": {"production": "1"},
+                "default": "1",
+            }
+        ]
+    }
+
+
+def test_the_playground_and_swagger_ui_are_served_only_when_asked(
+    env: pytest.MonkeyPatch,
+) -> None:
+    off = load_function("http")
+    for path in ("/", "/docs"):
+        response = off.handler(request("GET", path), lambda_context())
+        assert response["statusCode"] == 404
+    env.setenv("MAAS_UI", "true")
+    on = load_function("http")
+    page = on.handler(request("GET", "/"), lambda_context())
+    assert page["statusCode"] == 200 and page["headers"]["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in page["headers"]["Content-Security-Policy"]
+    html = page["body"]
+    assert "<title>maas playground</title>" in html
+    assert "http://" not in html and "https://" not in html, "nothing loaded from elsewhere"
+    docs = on.handler(request("GET", "/docs"), lambda_context())
+    assert docs["statusCode"] == 200 and "SwaggerUIBundle" in docs["body"]
+    assert "https://" not in docs["body"].split("<script")[0], "Swagger UI's own assets inline"

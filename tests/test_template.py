@@ -106,6 +106,7 @@ def test_every_route_authenticates_as_the_parameter_says(
         "POST /models/{name}/predict",
         "GET /models/{name}",
         "GET /health",
+        "GET /",
         "ANY /{proxy+}",
     }
     for name, route in routes.items():

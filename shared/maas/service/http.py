@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import time
 from http import HTTPStatus
+from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -52,6 +54,8 @@ from maas.service.schemas import (
     ErrorResponse,
     HealthResponse,
     ModelInfo,
+    ModelList,
+    ModelSummary,
     PredictRequest,
     PredictResponse,
     error_body,
@@ -107,6 +111,23 @@ ModelName = Annotated[
 ]
 
 
+API_DESCRIPTION = (
+    "Text classification with quantized TFLite models: POST texts to "
+    "/models/{name}/predict. Every client mistake is a 4xx with "
+    '{"error": {"code", "message"}}.'
+)
+# The playground loads nothing from anywhere else: its script and styles are inline.
+_PLAYGROUND_POLICY = (
+    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+@functools.cache
+def _playground_page() -> str:
+    return (resources.files("maas.service") / "playground.html").read_text(encoding="utf-8")
+
+
 def _responses(ok: type[BaseModel], *errors: HTTPStatus) -> dict[int, OpenAPIResponse]:
     """A route's responses for the OpenAPI document: its model on 200, ErrorResponse else."""
     responses: dict[int, OpenAPIResponse] = {
@@ -150,9 +171,10 @@ class HttpFunction:
         """What must be refused before Powertools parses anything: a body that is not JSON
         (its form and multipart parsers fail on hostile input), too large, or not decodable.
         Each is answered like any other client error."""
-        body = event.get("body")
-        if not body:
-            return None
+        body = event.get("body") or ""
+        method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
+        if not body and method.upper() not in ("POST", "PUT", "PATCH"):
+            return None  # nothing to parse (a GET's content type means nothing)
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         error: MaasError | None = None
@@ -162,7 +184,7 @@ class HttpFunction:
             error = PayloadTooLarge(
                 f"the body is over {self.max_body_bytes} bytes", limit=self.max_body_bytes
             )
-        elif event.get("isBase64Encoded"):
+        elif body and event.get("isBase64Encoded"):
             try:
                 base64.b64decode(body, validate=True).decode("utf-8")
             except (binascii.Error, ValueError):
@@ -206,7 +228,15 @@ class HttpFunction:
         app.get("/health", summary="Liveness; whether the default model is loaded (no store I/O)")(
             self.health
         )
+        app.get(
+            "/models",
+            summary="The models this function can serve: versions, aliases, the default version",
+            responses=_responses(ModelList, HTTPStatus.SERVICE_UNAVAILABLE),
+        )(self.list_models)
         app.get("/openapi.json", include_in_schema=False)(self.openapi)
+        if self.runtime.settings.ui:
+            app.get("/", include_in_schema=False)(self.playground)
+            app.enable_swagger(path="/docs", title="maas", description=API_DESCRIPTION)
         app.exception_handler(RequestValidationError)(self._invalid_request)
         app.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
         app.exception_handler([UnicodeDecodeError, binascii.Error])(self._undecodable_body)
@@ -245,9 +275,31 @@ class HttpFunction:
             version=classifier.version if classifier else None,
         )
 
+    def list_models(self) -> ModelList:
+        store = self.service.store
+        summaries = []
+        for name in store.models():
+            versions = store.versions(name)
+            if not versions:
+                continue
+            aliases = store.aliases(name)
+            default = aliases.get(self.service.alias) or versions[-1]
+            summaries.append(
+                ModelSummary(name=name, versions=versions, aliases=aliases, default=default)
+            )
+        return ModelList(models=summaries)
+
     def openapi(self) -> Response[str]:
-        document = self.app.get_openapi_json_schema(title="maas")
+        document = self.app.get_openapi_json_schema(title="maas", description=API_DESCRIPTION)
         return Response(200, content_types.APPLICATION_JSON, document)
+
+    def playground(self) -> Response[str]:
+        return Response(
+            200,
+            content_types.TEXT_HTML,
+            _playground_page(),
+            headers={"Content-Security-Policy": _PLAYGROUND_POLICY, "Cache-Control": "no-store"},
+        )
 
     # ------------------------------------------------------------------------------ errors
     def _error(self, error: MaasError) -> Response[dict[str, Any]]:

@@ -286,6 +286,21 @@ class ModelInfo(BaseModel):
     runtime: str
 
 
+class ModelSummary(BaseModel):
+    name: str
+    versions: list[str] = Field(description="Published versions, oldest first.")
+    aliases: dict[str, str] = Field(description="Alias -> the version it points at.")
+    default: str | None = Field(
+        description="The version a bare name means here (its alias, else the latest)."
+    )
+
+
+class ModelList(BaseModel):
+    """`GET /models`: the models of the store the function serves from."""
+
+    models: list[ModelSummary]
+
+
 class HealthResponse(BaseModel):
     status: str = "ok"
     model: str | None = Field(description="The function's default model (MAAS_MODEL_NAME).")

@@ -15,6 +15,7 @@ argument always beats the environment (`ServiceSettings(store=...)`, or `from_en
 | `MAAS_MAX_TEXT_CHARS` | 10000 | characters per text |
 | `MAAS_RESULTS` | `.maas/results` | the queue function's results sink |
 | `MAAS_SIGNING_KEY` | `$XDG_CONFIG_HOME/maas/signing.key` | the key versions are verified with |
+| `MAAS_UI` | off | `true`: the HTTP function also serves the playground and Swagger UI |
 
 Powertools reads its own variables (`POWERTOOLS_*`); the metrics namespace is read here
 because the functions give it a default (`maas`).
@@ -74,6 +75,7 @@ class ServiceSettings:
     metrics_namespace: str = "maas"
     # kms:<key>, a key file, or "none" (maas.store.signing)
     signing_key: str = field(default_factory=lambda: str(default_key_path(os.environ)))
+    ui: bool = False  # the playground page and Swagger UI (maas serve; a template parameter)
 
     @classmethod
     def from_env(
@@ -99,6 +101,7 @@ class ServiceSettings:
             results=read.text("MAAS_RESULTS") or DEFAULT_RESULTS,
             metrics_namespace=read.text("POWERTOOLS_METRICS_NAMESPACE") or "maas",
             signing_key=read.text("MAAS_SIGNING_KEY") or str(default_key_path(env)),
+            ui=read.flag("MAAS_UI"),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -109,6 +112,12 @@ class _Reader:
 
     def text(self, name: str) -> str | None:
         return self.env.get(name) or None
+
+    def flag(self, name: str) -> bool:
+        value = (self.text(name) or "false").lower()
+        if value not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigurationError(f"{name}={value!r} is not true or false")
+        return value in ("true", "1", "yes")
 
     def name(self, name: str) -> str | None:
         value = self.text(name)
