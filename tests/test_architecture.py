@@ -17,7 +17,15 @@ import maas
 
 PACKAGE = Path(maas.__file__).parent
 # The small modules every room may use.
-BASE = {"maas", "maas._lazy", "maas.errors", "maas.exits", "maas.files", "maas.aws"}
+BASE = {
+    "maas",
+    "maas._lazy",
+    "maas.errors",
+    "maas.exits",
+    "maas.files",
+    "maas.aws",
+    "maas.progress",
+}
 # room -> the rooms it may import (besides BASE and itself). Nothing imports "upstream": the
 # core knows nothing of stores, the store nothing of serving, serving nothing of a user's
 # machine; only the CLI sees everything.

@@ -120,8 +120,12 @@ def stack(
 
 # -------------------------------------------------------------------------- end to end
 def test_submit_status_results_end_to_end(
-    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    stack: Stack,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("MAAS_PROGRESS", "1")  # the bar a terminal would show
     rows = [{"id": f"r{i:04d}", **row} for i, row in enumerate(reviews(1200))]
     rows[5]["text"] = "   "  # the function would refuse these: not sent, reported failed
     rows[9]["text"] = "好" * 10_001
@@ -131,7 +135,7 @@ def test_submit_status_results_end_to_end(
     assert code == 0, err
     batch_id = out.strip()
     assert out == f"{batch_id}\n", "stdout is the batch id, one line"
-    assert "sending [" in err and "1198/1198" in err, "a progress bar on stderr"
+    assert "sending" in err and "1198/1198" in err, "a progress bar on stderr"
     assert "2 texts not sent" in err and "empty_text: 1, text_too_long: 1" in err
     record = batch.BatchRecord.load(batch_id)
     assert record.results_uri == stack.results and record.max_receive_count == 2

@@ -65,10 +65,10 @@ def edit_version(store: Path, change: Callable[[dict[str, object], Path], None])
     ("name", "content", "words"),
     [
         ("latin1.csv", "text,label\ncaf\xe9 cr\xe8me,positive\n".encode("latin-1"), ["UTF-8"]),
-        ("quote.csv", b'text,label\n"unbalanced,positive\n', ["no 'label'"]),
+        ("quote.csv", b'text,label\n"unbalanced,positive\n', ["quote", "line 2"]),
         ("deep.jsonl", b'{"text": ' + b"[" * 3000 + b"]" * 3000 + b', "label": "x"}\n', ["JSON"]),
         ("huge.jsonl", b'{"text": ' + b"9" * 5000 + b', "label": "x"}\n', ["digits"]),
-        ("array.jsonl", b'["text", "label"]\n', ["JSON object"]),
+        ("array.jsonl", b'["text", "label"]\n', ["JSON array", ".json"]),
         ("empty.csv", b"", ["no rows"]),
         ("data.parquet", b"PAR1", ["unknown file type"]),
     ],

@@ -148,7 +148,14 @@ class InvalidModelRef(MaasError):
 
 
 class ModelNotFound(MaasError):
+    """`store`: where it was looked for - for a person at a terminal, not for API clients
+    (it is no detail: an HTTP answer never names a bucket)."""
+
     code = ErrorCode.MODEL_NOT_FOUND
+
+    def __init__(self, message: str, store: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.store = store
 
 
 class RouteNotFound(MaasError):

@@ -21,6 +21,13 @@ EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130
 
 
+def describe(error: MaasError) -> str:
+    """The line a person reads: the message, and where a model was looked for."""
+    if isinstance(error, ModelNotFound) and error.store:
+        return f"{error.message} (in {error.store})"
+    return error.message
+
+
 def exit_status(error: MaasError) -> int:
     if isinstance(error, QualityGateFailed | ModelRejected):
         return EXIT_REFUSED

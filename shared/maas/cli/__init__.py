@@ -25,22 +25,30 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from maas.cli import batch, demo, models, predict, train
+from maas import __version__
+from maas.cli import alias, batch, completion, demo, models, predict, serve, train
+from maas.cli.common import HelpFormatter
 from maas.client.settings import ClientSettings
 from maas.errors import MaasError
-from maas.exits import EXIT_ERROR, EXIT_INTERRUPTED, exit_status, fail
+from maas.exits import EXIT_ERROR, EXIT_INTERRUPTED, describe, exit_status, fail
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="maas", description="Text-classification models as a service."
+        prog="maas",
+        description="Text-classification models as a service: train, publish, serve, classify.",
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"maas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train.add_parser(commands)
     models.add_parsers(commands)
+    alias.add_parser(commands)
     predict.add_parsers(commands)
-    demo.add_parser(commands)
+    serve.add_parser(commands)
     batch.add_parser(commands)
+    demo.add_parser(commands)
+    completion.add_parser(commands, parser)
     return parser
 
 
@@ -49,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except MaasError as exc:
-        return fail(exc.message, exit_status(exc))
+        return fail(describe(exc), exit_status(exc))
     except KeyboardInterrupt:
         print("maas: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,4 +1,4 @@
-"""`maas batch submit|status|results|redrive`: a file through the queue function (SQS)."""
+"""`maas batch submit|work|status|results|redrive`: a file through the queue function (SQS)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,133 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from maas.cli.common import note, print_json, progress_bar, warn
+from maas.cli.common import (
+    MODEL_HELP,
+    STORE_HELP,
+    add_file_options,
+    command,
+    file_options,
+    note,
+    print_json,
+    progress,
+    store_uri,
+    warn,
+)
 from maas.core.limits import MAX_TEXT_CHARS, MAX_TEXTS_PER_MESSAGE, SQS_MAX_MESSAGE_BYTES
 from maas.errors import BadData
+
+RESULTS_HELP = (
+    "where the queue function writes results (default: $MAAS_RESULTS, then .maas/results)"
+)
+
+
+def add_parser(commands: Any) -> None:
+    batch = command(commands, "batch", "classify a file through the queue function (SQS)")
+    actions = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
+
+    submit = command(
+        actions, "submit", "send a data file's texts to the queue; prints the batch id"
+    )
+    submit.add_argument("data", type=Path, metavar="DATA", help="CSV, TSV, JSONL or JSON")
+    submit.add_argument("--queue", required=True, metavar="URL", help="the queue's URL")
+    submit.add_argument("--model", help=f"{MODEL_HELP} (default: the function's)")
+    submit.add_argument(
+        "--id-column", help="the texts' ids (default: 'id' when present, else row numbers)"
+    )
+    submit.add_argument("--text-column", default="text", help="the texts' column or field")
+    add_file_options(submit)
+    submit.add_argument("--results", metavar="URI", help=RESULTS_HELP)
+    submit.add_argument(
+        "--texts-per-message",
+        type=int,
+        default=MAX_TEXTS_PER_MESSAGE,
+        metavar="N",
+        help="most texts in one message (the queue function's MAAS_MAX_TEXTS)",
+    )
+    submit.add_argument(
+        "--max-text-chars",
+        type=int,
+        default=MAX_TEXT_CHARS,
+        metavar="N",
+        help="longer texts are not sent, and reported failed (the function's MAAS_MAX_TEXT_CHARS)",
+    )
+    submit.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=SQS_MAX_MESSAGE_BYTES,
+        metavar="N",
+        help=argparse.SUPPRESS,
+    )
+    submit.set_defaults(func=run_submit)
+
+    work = command(
+        actions,
+        "work",
+        "run the queue function here until the queue is empty",
+        "Consume the queue with the real queue function, as Lambda's event source mapping "
+        "does: batches of messages, failed messages left for redelivery, the queue's redrive "
+        "policy moving the hopeless ones to its DLQ. Stops when nothing is left (or, with "
+        "--follow, at Ctrl-C).",
+    )
+    work.add_argument("--queue", required=True, metavar="URL", help="the queue's URL")
+    work.add_argument("--store", help=STORE_HELP)
+    work.add_argument("--results", metavar="URI", help=RESULTS_HELP)
+    work.add_argument("--model", help="the model a message naming none uses")
+    work.add_argument("--batch-size", type=int, default=25, help="messages per invocation")
+    work.add_argument("--follow", action="store_true", help="keep waiting for messages")
+    work.set_defaults(func=run_work)
+
+    status = command(actions, "status", "messages and texts submitted, done, failed, pending")
+    status.add_argument("batch_id", metavar="BATCH_ID", help="what `submit` printed")
+    status.add_argument("--dlq", metavar="URL", help="also count the batch's dead letters")
+    status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    status.set_defaults(func=run_status)
+
+    results = command(actions, "results", "one row per input text, joined on its id")
+    results.add_argument("batch_id", metavar="BATCH_ID", help="what `submit` printed")
+    results.add_argument("--out", required=True, type=Path, metavar="FILE", help=".jsonl or .csv")
+    results.add_argument("--dlq", metavar="URL", help="also count the batch's dead letters")
+    results.set_defaults(func=run_results)
+
+    redrive = command(actions, "redrive", "move dead letters back to the queue, after a fix")
+    redrive.add_argument("--dlq", required=True, metavar="URL", help="the dead-letter queue")
+    redrive.add_argument("--queue", required=True, metavar="URL", help="the queue")
+    redrive.add_argument("--max", type=int, metavar="N", help="move at most N messages")
+    redrive.set_defaults(func=run_redrive)
 
 
 def run_submit(args: argparse.Namespace) -> int:
     from maas.client import batch
 
-    bar: Callable[[int], None] | None = None
+    bars: dict[str, Any] = {}
     shown = 0
 
-    def progress(sent: int, total: int) -> None:
-        nonlocal bar, shown
-        bar = bar or progress_bar("sending", total)
-        bar(sent - shown)
+    def advance(sent: int, total: int) -> None:
+        nonlocal shown
+        bar = bars.setdefault("bar", progress("sending", total, "texts"))
+        bar.advance(sent - shown)
         shown = sent
 
-    record = _batch_call(
-        lambda: batch.submit(
-            args.data,
-            args.queue,
-            model=args.model,
-            text_column=args.text_column,
-            id_column=args.id_column,
-            results_uri=args.results,
-            texts_per_message=args.texts_per_message,
-            max_text_chars=args.max_text_chars,
-            max_bytes=args.max_message_bytes,
-            progress=progress,
-            warn=warn,
+    try:
+        record = _batch_call(
+            lambda: batch.submit(
+                args.data,
+                args.queue,
+                model=args.model,
+                text_column=args.text_column,
+                id_column=args.id_column,
+                results_uri=args.results,
+                texts_per_message=args.texts_per_message,
+                max_text_chars=args.max_text_chars,
+                max_bytes=args.max_message_bytes,
+                progress=advance,
+                warn=warn,
+                file_options=file_options(args),
+            )
         )
-    )
+    finally:
+        if "bar" in bars:
+            bars["bar"].close()
     print(record.id)
     sent = sum(record.messages.values())
     note(
@@ -47,6 +142,36 @@ def run_submit(args: argparse.Namespace) -> int:
     )
     if record.ids_assigned:
         note(f"the input has no id column: ids are its row numbers, written to {record.ids_path}")
+    return 0
+
+
+def run_work(args: argparse.Namespace) -> int:
+    from maas.client.settings import ClientSettings
+    from maas.local.worker import WorkReport, work
+    from maas.service.settings import ServiceSettings
+
+    overrides: dict[str, Any] = {"store": store_uri(args.store)}
+    overrides["results"] = args.results or ClientSettings.from_env().results
+    if args.model:
+        overrides["default_model"] = args.model
+    settings = ServiceSettings.from_env("queue", **overrides)
+    with progress("messages", None, "msg") as bar:
+        done = 0
+
+        def show(report: WorkReport) -> None:
+            nonlocal done
+            bar.advance(report.messages - done, failed=report.failed)
+            done = report.messages
+
+        report = work(args.queue, settings, batch_size=args.batch_size, follow=args.follow,
+                      progress=show)  # fmt: skip
+    note(
+        f"{report.invocations} invocations, {report.messages} message deliveries: "
+        f"{report.succeeded} succeeded, {report.failed} failed (retried, then dead-lettered); "
+        f"results in {settings.results}"
+    )
+    for error in report.errors:
+        warn(f"an invocation failed as a whole: {error}")
     return 0
 
 
@@ -100,72 +225,3 @@ def _batch_call(call: Callable[[], Any]) -> Any:
         return call()
     except OSError as exc:
         raise BadData(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from exc
-
-
-def add_parser(commands: Any) -> None:
-    batch = commands.add_parser("batch", help="classify a file through the queue function (SQS)")
-    actions = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
-
-    submit = actions.add_parser("submit", help="send a CSV or JSONL file; prints the batch id")
-    submit.add_argument("data", type=Path, metavar="DATA", help="CSV or JSONL with a text column")
-    submit.add_argument("--queue", required=True, metavar="URL", help="the queue's URL")
-    submit.add_argument(
-        "--model", help="NAME, NAME@ALIAS or NAME:VERSION (default: the function's)"
-    )
-    submit.add_argument(
-        "--id-column",
-        help="column of the texts' ids (default: 'id' when present, else row numbers)",
-    )
-    submit.add_argument("--text-column", default="text")
-    submit.add_argument(
-        "--results",
-        metavar="URI",
-        help="where the queue function writes results (default: $MAAS_RESULTS, then .maas/results)",
-    )
-    submit.add_argument(
-        "--texts-per-message",
-        type=int,
-        default=MAX_TEXTS_PER_MESSAGE,
-        metavar="N",
-        help="most texts in one message: the queue function's MAAS_MAX_TEXTS "
-        f"(default: {MAX_TEXTS_PER_MESSAGE})",
-    )
-    submit.add_argument(
-        "--max-text-chars",
-        type=int,
-        default=MAX_TEXT_CHARS,
-        metavar="N",
-        help="longer texts are not sent, and reported failed (the function's MAAS_MAX_TEXT_CHARS)",
-    )
-    submit.add_argument(
-        "--max-message-bytes",
-        type=int,
-        default=SQS_MAX_MESSAGE_BYTES,
-        metavar="N",
-        help=argparse.SUPPRESS,
-    )
-    submit.set_defaults(func=run_submit)
-
-    status = actions.add_parser(
-        "status", help="messages and texts submitted, done, failed, pending"
-    )
-    status.add_argument("batch_id", metavar="BATCH_ID")
-    status.add_argument(
-        "--dlq", metavar="URL", help="also count the batch's dead letters as failed"
-    )
-    status.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    status.set_defaults(func=run_status)
-
-    results = actions.add_parser("results", help="one row per input text, joined on its id")
-    results.add_argument("batch_id", metavar="BATCH_ID")
-    results.add_argument("--out", required=True, type=Path, metavar="FILE", help=".jsonl or .csv")
-    results.add_argument(
-        "--dlq", metavar="URL", help="also count the batch's dead letters as failed"
-    )
-    results.set_defaults(func=run_results)
-
-    redrive = actions.add_parser("redrive", help="move dead letters back to the queue, after a fix")
-    redrive.add_argument("--dlq", required=True, metavar="URL")
-    redrive.add_argument("--queue", required=True, metavar="URL")
-    redrive.add_argument("--max", type=int, metavar="N", help="move at most N messages")
-    redrive.set_defaults(func=run_redrive)

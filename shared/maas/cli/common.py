@@ -1,20 +1,66 @@
-"""What every command shares: how results and errors are printed, progress bars, the help text
-of common options."""
+"""What every command shares: how results and errors are printed, progress, the help text of
+common options, and opening the store a command names."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maas.client.settings import ClientSettings
+from maas.progress import Progress
 
 if TYPE_CHECKING:
+    from maas.client.data import FileOptions
     from maas.store.registry import ModelStore
 
 STORE_HELP = "a directory, file:// or s3://BUCKET/PREFIX (default: $MAAS_STORE, then .maas/store)"
-MODEL_HELP = "NAME, NAME@ALIAS or NAME:VERSION"
+MODEL_HELP = "NAME, NAME@ALIAS or NAME:VERSION (a bare NAME: its production alias, else latest)"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help says its default: the value, or in words where it has none."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = (None, False, argparse.SUPPRESS)
+        if "(default" in text or action.default in quiet or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def command(commands: Any, name: str, help: str, description: str | None = None) -> Any:
+    """A subcommand with the common formatter."""
+    return commands.add_parser(
+        name,
+        help=help,
+        description=description or help[:1].upper() + help[1:] + ".",
+        formatter_class=HelpFormatter,
+    )
+
+
+def add_file_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="the file's text encoding (default: UTF-8, or UTF-16 with a byte-order mark)",
+    )
+    parser.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help="a CSV's delimiter (default: sniffed from the header: , ; tab or |)",
+    )
+
+
+def file_options(args: argparse.Namespace) -> FileOptions:
+    from maas.client.data import FileOptions
+
+    return FileOptions(encoding=args.encoding, delimiter=args.delimiter)
 
 
 def print_json(doc: Any) -> None:
@@ -45,23 +91,9 @@ def open_store(uri: str | None, *, publishing: bool = False) -> ModelStore:
     return ModelStore.open(store_uri(uri), signer)
 
 
-def progress_bar(label: str, total: int) -> Callable[[int], None]:
-    """A one-line progress bar on stderr (only when stderr is a terminal, or MAAS_PROGRESS=1)."""
-    done = 0
-    shown = ClientSettings.from_env().progress
-    interactive = sys.stderr.isatty() if shown is None else shown
+def progress(label: str, total: int | None, unit: str = "") -> Progress:
+    return Progress(label, total, unit, ClientSettings.from_env().progress)
 
-    def advance(amount: int) -> None:
-        nonlocal done
-        done += amount
-        if not interactive or total <= 0:
-            return
-        filled = int(30 * min(done, total) / total)
-        sys.stderr.write(
-            f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {min(done, total)}/{total}"
-        )
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
-    return advance
+def directory_size(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.iterdir() if f.is_file())

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from maas.cli.common import note
+from maas.cli.common import command, note
+from maas.training.options import PRESET_NAMES
 
 MODEL_NAME = "reviews"
 HTTP_EVENTS = (
@@ -59,12 +60,19 @@ def show_http(event: dict[str, Any], response: dict[str, Any], millis: float) ->
 
 
 def add_parser(commands: Any) -> None:
-    demo = commands.add_parser("demo", help="train, publish and serve the demo model end to end")
+    demo = command(
+        commands,
+        "demo",
+        "train, publish and serve the demo model end to end",
+        "Train the bundled reviews, publish to a local store (reusing the version when the "
+        "model is unchanged), answer API Gateway events through the HTTP function, and run a "
+        "batch through a local SQS queue with `maas batch submit`, `work` and `results`.",
+    )
     demo.add_argument(
         "--data", type=Path, help="labelled data (default: the bundled Chinese reviews)"
     )
-    demo.add_argument("--workdir", type=Path, default=Path(".maas"))
-    demo.add_argument("--preset", choices=("default", "seed"), default="default")
+    demo.add_argument("--workdir", type=Path, default=Path(".maas"), help="where it all goes")
+    demo.add_argument("--preset", choices=PRESET_NAMES, default="default", help="architecture")
     demo.set_defaults(func=run)
 
 

@@ -3,33 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 from pathlib import Path
 from typing import Any
 
-from maas.cli.common import STORE_HELP, note, open_store, print_json, progress_bar
-from maas.errors import ModelNotFound
+from maas.cli.common import (
+    STORE_HELP,
+    command,
+    directory_size,
+    note,
+    open_store,
+    print_json,
+    progress,
+)
+from maas.errors import InvalidInput
 
 
 def add_parsers(commands: Any) -> None:
-    publish = commands.add_parser("publish", help="publish an artifact as a new immutable version")
-    publish.add_argument("dir", type=Path, metavar="DIR")
+    publish = command(
+        commands,
+        "publish",
+        "publish an artifact as a new immutable, signed version",
+        "Verify an artifact (its files, the quality gate, the golden examples in this "
+        "environment's runtime) and publish it as the next version of NAME; prints the version.",
+    )
+    publish.add_argument("dir", type=Path, metavar="DIR", help="the artifact (maas train --out)")
     publish.add_argument("--store", help=STORE_HELP)
-    publish.add_argument("--name", required=True)
-    publish.add_argument("--alias")
-    publish.add_argument("--allow-quality-drop", action="store_true")
+    publish.add_argument("--name", required=True, help="the model's name")
+    publish.add_argument("--alias", help="also point this alias at the new version")
+    publish.add_argument(
+        "--allow-quality-drop", action="store_true", help="publish despite a failed quality gate"
+    )
+    publish.add_argument(
+        "--reuse",
+        action="store_true",
+        help="if a version already holds this exact model, use it instead of a new one",
+    )
     publish.set_defaults(func=run_publish)
 
-    models = commands.add_parser("models", help="list models, versions and aliases")
+    models = command(commands, "models", "list models, versions and aliases")
     models.add_argument("--store", help=STORE_HELP)
-    models.add_argument("--name")
-    models.add_argument("--json", action="store_true")
+    models.add_argument("--name", help="only this model")
+    models.add_argument("--json", action="store_true", help="one JSON object on stdout")
     models.set_defaults(func=run_models)
 
-    promote = commands.add_parser("promote", help="point an alias at a version")
+    promote = command(commands, "promote", "point an alias at a version")
     promote.add_argument("--store", help=STORE_HELP)
-    promote.add_argument("--name", required=True)
-    promote.add_argument("--version", required=True)
-    promote.add_argument("--alias", required=True)
+    promote.add_argument("--name", required=True, help="the model's name")
+    promote.add_argument("--version", required=True, help="the version (1, 2, ...)")
+    promote.add_argument("--alias", required=True, help="the alias (e.g. production, staging)")
+    promote.add_argument(
+        "--create",
+        action="store_true",
+        help="create the alias even though its name is close to an existing one",
+    )
     promote.set_defaults(func=run_promote)
 
 
@@ -37,19 +64,20 @@ def run_publish(args: argparse.Namespace) -> int:
     from maas.store.publishing import publish
 
     store = open_store(args.store, publishing=True)
-    total = sum(f.stat().st_size for f in Path(args.dir).iterdir() if f.is_file())
-    bar = progress_bar(f"uploading to {store.uri}", total)
-    version = publish(
-        args.dir,
-        store,
-        args.name,
-        alias=args.alias,
-        allow_quality_drop=args.allow_quality_drop,
-        progress=lambda _file, sent: bar(sent),
-    )
-    print(version)
+    with progress(f"uploading to {store.uri}", directory_size(Path(args.dir)), "B") as bar:
+        published = publish(
+            args.dir,
+            store,
+            args.name,
+            alias=args.alias,
+            allow_quality_drop=args.allow_quality_drop,
+            reuse=args.reuse,
+            progress=lambda _file, sent: bar.advance(sent),
+        )
+    print(published.version)
+    how = "reused (the same model)" if published.reused else "published"
     note(
-        f"published {args.name}:{version} to {store.uri}"
+        f"{how} {args.name}:{published.version} in {store.uri}"
         + (f" as @{args.alias}" if args.alias else "")
     )
     return 0
@@ -62,7 +90,7 @@ def run_models(args: argparse.Namespace) -> int:
     for name in names:
         versions = store.versions(name)
         if args.name and not versions:
-            raise ModelNotFound(f"no model named {name!r} in {store.uri}")
+            raise store._no_model(name)
         aliases = store.aliases(name)
         entries = []
         for version in versions:
@@ -94,6 +122,15 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_promote(args: argparse.Namespace) -> int:
     store = open_store(args.store)
-    store.promote(args.name, args.version, args.alias)
-    note(f"{args.name}@{args.alias} -> {args.version}")
+    existing = store.aliases(args.name) if args.name in store.models() else {}
+    if args.alias not in existing and not args.create:
+        close = difflib.get_close_matches(args.alias, list(existing), n=1, cutoff=0.75)
+        if close:
+            raise InvalidInput(
+                f"{args.name} has no alias {args.alias!r}; did you mean {close[0]!r}? "
+                "(pass --create to make a new alias)"
+            )
+    before = store.promote(args.name, args.version, args.alias)
+    was = "new alias" if before is None else f"was {before}"
+    note(f"{args.name}@{args.alias} -> {args.version} ({was})")
     return 0

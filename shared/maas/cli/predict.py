@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maas.cli.common import MODEL_HELP, STORE_HELP, open_store, print_json
+from maas.cli.common import (
+    MODEL_HELP,
+    STORE_HELP,
+    add_file_options,
+    command,
+    file_options,
+    open_store,
+    print_json,
+)
+from maas.core.limits import MAX_TEXT_CHARS, check_text
 from maas.errors import BadData, InvalidInput
 
 if TYPE_CHECKING:
@@ -15,22 +24,29 @@ if TYPE_CHECKING:
 
 
 def add_parsers(commands: Any) -> None:
-    predict = commands.add_parser("predict", help="classify texts (JSON lines on stdout)")
+    predict = command(
+        commands,
+        "predict",
+        "classify texts (JSON lines on stdout)",
+        "Classify texts with a published model, through the code the functions run; one "
+        "JSON line per text on stdout.",
+    )
     predict.add_argument("--store", help=STORE_HELP)
     predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument(
-        "text", nargs="*", metavar="TEXT", help="texts, or '-' to read lines from stdin"
+        "text", nargs="*", metavar="TEXT", help="texts, or '-' to read one per line from stdin"
     )
     predict.set_defaults(func=run_predict)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="accuracy and macro-F1 of a published model on labelled data"
+    evaluate = command(
+        commands, "evaluate", "accuracy and macro-F1 of a published model on labelled data"
     )
     evaluate.add_argument("--store", help=STORE_HELP)
     evaluate.add_argument("--model", required=True, help=MODEL_HELP)
-    evaluate.add_argument("data", type=Path, metavar="DATA")
-    evaluate.add_argument("--text-column", default="text")
-    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("data", type=Path, metavar="DATA", help="CSV, TSV, JSONL or JSON")
+    evaluate.add_argument("--text-column", default="text", help="the texts' column or field")
+    evaluate.add_argument("--label-column", default="label", help="the labels' column or field")
+    add_file_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -51,6 +67,9 @@ def run_predict(args: argparse.Namespace) -> int:
         raise InvalidInput(
             "no texts to classify: pass them as arguments, or '-' to read lines from stdin"
         )
+    for number, text in enumerate(texts, 1):  # the rule HTTP and the queue apply
+        if problem := check_text(text, MAX_TEXT_CHARS):
+            raise InvalidInput(f"text {number} {problem.message}", code=problem.code)
     classifier = open_classifier(args.model, args.store)
     for text, prediction in zip(texts, classifier.predict(texts), strict=True):
         print_json(
@@ -64,7 +83,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from maas.client.data import read_labelled
     from maas.core.metrics import classification_report
 
-    dataset = read_labelled(args.data, args.text_column, args.label_column)
+    dataset = read_labelled(args.data, args.text_column, args.label_column, file_options(args))
     classifier = open_classifier(args.model, args.store)
     unknown = sorted(set(dataset.labels) - set(classifier.labels))
     if unknown:

@@ -6,22 +6,32 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from maas.cli.common import note
+from maas.cli.common import add_file_options, command, note
+from maas.training.options import DEFAULT_PRESET, DEFAULT_SEED, PRESET_NAMES
 
 
 def add_parser(commands: Any) -> None:
-    train = commands.add_parser(
-        "train", help="train a classifier and export a quantized TFLite artifact"
+    train = command(
+        commands,
+        "train",
+        "train a classifier and export a quantized TFLite artifact",
+        "Train a text classifier (in the training environment) and export a verified, "
+        "quantized TFLite artifact: model, tokenizer, manifest, model card.",
     )
     train.add_argument(
-        "data", type=Path, metavar="DATA", help="CSV or JSONL with text and label columns"
+        "data", type=Path, metavar="DATA", help="CSV, TSV, JSONL or JSON with texts and labels"
     )
-    train.add_argument("--out", type=Path, required=True, help="artifact directory to create")
-    train.add_argument("--text-column")
-    train.add_argument("--label-column")
-    train.add_argument("--preset", choices=("default", "seed"))
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--out", type=Path, required=True, help="artifact directory to write")
+    train.add_argument("--text-column", default="text", help="the texts' column or field")
+    train.add_argument("--label-column", default="label", help="the labels' column or field")
+    add_file_options(train)
+    train.add_argument(
+        "--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help="model architecture"
+    )
+    train.add_argument("--epochs", type=int, help="most epochs (default: the preset's)")
+    train.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the split and the training"
+    )
     train.add_argument(
         "--allow-quality-drop",
         action="store_true",

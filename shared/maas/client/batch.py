@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maas.client.data import iter_records
+from maas.client.data import AUTO, FileOptions, iter_records
 from maas.client.settings import ClientSettings
 from maas.client.sqs import (
     Sender,
@@ -148,7 +148,10 @@ class InputText:
 
 
 def read_input(
-    path: str | Path, text_column: str = "text", id_column: str | None = None
+    path: str | Path,
+    text_column: str = "text",
+    id_column: str | None = None,
+    file_options: FileOptions = AUTO,
 ) -> tuple[list[InputText], bool]:
     """The input's texts with their ids, and whether the ids were assigned. Ids come from
     `id_column`, which must then exist; by default from an `id` column when the input has one,
@@ -159,7 +162,7 @@ def read_input(
     rows: list[InputText] = []
     first_line: dict[str, int] = {}
     assigned: bool | None = None
-    for row, (line, record) in enumerate(iter_records(source), 1):
+    for row, (line, record) in enumerate(iter_records(source, file_options), 1):
         where = f"{source.name}:{line}"
         if text_column not in record or record[text_column] is None:
             found = ", ".join(map(str, record)) or "none"
@@ -281,6 +284,7 @@ def submit(
     warn: Callable[[str], None] | None = None,
     backoff: float = 0.1,
     home: Path | None = None,
+    file_options: FileOptions = AUTO,
 ) -> BatchRecord:
     """Send every text of `data` (CSV or JSONL) to the queue; returns the batch's record.
 
@@ -291,7 +295,7 @@ def submit(
         ModelRef.parse(model)  # refuse a malformed reference before sending anything
     if texts_per_message < 1:
         raise BatchError("texts per message must be at least 1")
-    rows, assigned = read_input(data, text_column, id_column)
+    rows, assigned = read_input(data, text_column, id_column, file_options)
     client = client or sqs_client(queue_url)
     attributes = queue_attributes(client, queue_url)
     if max_bytes > int(attributes.get("MaximumMessageSize", max_bytes)):

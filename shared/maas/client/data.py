@@ -148,10 +148,12 @@ def _csv_records(
         if any(value is None for value in row.values()) or "\0extra" in row:
             fields = len([v for v in row.values() if v is not None])
             header = len(reader.fieldnames or [])
-            spans = reader.line_num - started
+            # A field that swallowed line ends is a quote left open (csv reads on to the
+            # next quote, or to the end of the file).
+            joined = any("\n" in value for value in row.values() if isinstance(value, str))
             quote = (
-                f"; a quote opened on line {started} seems never closed ({spans} lines joined)"
-                if spans > 1
+                f"; a quote opened on line {started} is never closed"
+                if joined or reader.line_num - started > 1
                 else ""
             )
             raise BadData(

@@ -53,6 +53,7 @@ class Backend(Protocol):
     ) -> None: ...
     def download(self, key: str, path: Path, max_bytes: int) -> None: ...
     def children(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
 
 
 def check_key(key: str) -> str:
@@ -138,6 +139,14 @@ class LocalBackend:
             shutil.copyfileobj(source, target)
         if progress:
             progress(path.stat().st_size)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError as exc:
+            raise NotFound(key) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot delete {self.uri}/{key}: {exc.strerror}") from None
 
     def download(self, key: str, path: Path, max_bytes: int) -> None:
         descriptor, size = self._open(key)
@@ -233,6 +242,10 @@ class S3Backend:
                 raise too_large(key, max_bytes)
             _copy_at_most(response["Body"], path, max_bytes, key)
 
+    def delete(self, key: str) -> None:
+        with aws.errors(f"cannot delete {self._where(key)}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
     def children(self, prefix: str) -> list[str]:
         if prefix:
             base = self._key(prefix.rstrip("/")) + "/"
@@ -265,6 +278,15 @@ def _copy_at_most(source: Any, path: Path, max_bytes: int, key: str) -> None:
 def backend_for(uri: str | Path | None) -> Backend:
     """`s3://bucket/prefix`, `file:///path`, or a path (default `.maas/store`)."""
     text = str(uri or DEFAULT_STORE)
+    lower = text.lower()
+    for scheme in ("s3", "file"):
+        if lower.startswith(f"{scheme}://"):
+            text = scheme + text[len(scheme) :]  # S3://bucket is s3://bucket
+        elif lower.startswith((f"{scheme}:", f"{scheme}/")):
+            rest = text[len(scheme) :].lstrip(":/")
+            meant = f"file:///{rest}" if scheme == "file" else f"s3://{rest}"
+            folder = f" (for a folder named {scheme}, write ./{text})" if text[2] == "/" else ""
+            raise StoreError(f"{text!r} is not a store URI: did you mean {meant}?{folder}")
     if text.startswith("s3://"):
         parsed = urlparse(text)
         if not parsed.netloc:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from maas.core import manifest as artifact
 from maas.core.classifier import Classifier
+from maas.core.manifest import Manifest
 from maas.errors import QualityGateFailed
 from maas.store.registry import ModelStore, UploadProgress
 
@@ -36,6 +37,12 @@ def verify_artifact(directory: str | Path, allow_quality_drop: bool = False) -> 
     return Verified(classifier.runtime, worst, sorted(manifest.files))
 
 
+@dataclass(frozen=True)
+class Published:
+    version: str
+    reused: bool  # an existing version held the same model
+
+
 def publish(
     directory: str | Path,
     store: ModelStore,
@@ -43,8 +50,30 @@ def publish(
     *,
     alias: str | None = None,
     allow_quality_drop: bool = False,
+    reuse: bool = False,
     progress: UploadProgress | None = None,
-) -> str:
-    """Verify an artifact, then publish it as the next version of `name`; the version."""
+) -> Published:
+    """Verify an artifact, then publish it as the next version of `name`. With `reuse`, a
+    version that already serves exactly this model (the same labels and the same bytes of
+    every file serving reads) is used instead of a new one - what makes `make demo`
+    idempotent."""
     verify_artifact(directory, allow_quality_drop)
-    return store.publish(directory, name, alias=alias, progress=progress)
+    if reuse and (same := same_model(store, name, artifact.read_manifest(directory))):
+        if alias:
+            store.promote(name, same, alias)
+        return Published(same, reused=True)
+    return Published(store.publish(directory, name, alias=alias, progress=progress), False)
+
+
+def same_model(store: ModelStore, name: str, manifest: Manifest, look_back: int = 20) -> str | None:
+    """The newest of the last `look_back` versions that serves the same model, if any."""
+
+    def fingerprint(m: Manifest) -> tuple[list[str], dict[str, str]]:
+        files = m.serving_files()
+        return m.labels, {f: m.files[f].sha256 for f in files if f in m.files}
+
+    wanted = fingerprint(manifest)
+    for version in reversed(store.versions(name)[-look_back:]):
+        if fingerprint(store.manifest(name, version)) == wanted:
+            return version
+    return None

@@ -15,6 +15,7 @@ opened with a key signs what it publishes and refuses to fetch what does not ver
 
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 import tempfile
@@ -125,6 +126,15 @@ class ModelStore:
             raise StoreError(f"{name}@{alias} in {self.uri} does not point at a version")
         return version
 
+    def _not_found(self, what: str, wanted: str, known: list[str]) -> ModelNotFound:
+        """'no model named X', with the closest names the store has."""
+        close = difflib.get_close_matches(wanted, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return ModelNotFound(f"{what}{hint}", store=self.uri)
+
+    def _no_model(self, name: str) -> ModelNotFound:
+        return self._not_found(f"no model named {name!r}", name, self.models())
+
     def _pointer(self, name: str, alias: str) -> tuple[str | None, str]:
         """An alias's version (None: the pointer is unreadable) and the pointer's tag (what a
         conditional update compares)."""
@@ -132,8 +142,11 @@ class ModelStore:
         check_name(alias, "alias")
         try:
             raw, tag = self.backend.read_tagged(f"{name}/aliases/{alias}.json", ALIAS_BYTES)
-        except NotFound as exc:
-            raise ModelNotFound(f"model {name!r} has no alias {alias!r}") from exc
+        except NotFound:
+            if name not in self.models():
+                raise self._no_model(name) from None
+            known = [a.removesuffix(".json") for a in self.backend.children(f"{name}/aliases")]
+            raise self._not_found(f"model {name!r} has no alias {alias!r}", alias, known) from None
         try:
             pointer = jsontext.loads(raw, f"{name}@{alias}")
         except MaasError:
@@ -146,10 +159,14 @@ class ModelStore:
         check_version(version)
         try:
             return self.backend.read(f"{name}/versions/{version}/{artifact.MANIFEST}")
-        except NotFound as exc:
+        except NotFound:
             if name not in self.models():
-                raise ModelNotFound(f"no model named {name!r}") from exc
-            raise ModelNotFound(f"model {name!r} has no version {version}") from exc
+                raise self._no_model(name) from None
+            versions = self.versions(name)
+            listed = f" (it has {', '.join(versions)})" if versions else ""
+            raise ModelNotFound(
+                f"model {name!r} has no version {version}{listed}", store=self.uri
+            ) from None
 
     def manifest(self, name: str, version: str) -> Manifest:
         return Manifest.from_json(self.manifest_bytes(name, version), f"{name}:{version}")
@@ -168,7 +185,7 @@ class ModelStore:
         except ModelNotFound:
             versions = self.versions(ref.name)
             if not versions:
-                raise ModelNotFound(f"no model named {ref.name!r}") from None
+                raise self._no_model(ref.name) from None
             return ref.name, versions[-1]
 
     def fetch(
@@ -316,6 +333,13 @@ class ModelStore:
                 continue
             return before
         raise StoreError(f"could not move {name}@{alias}: too much contention")
+
+    def delete_alias(self, name: str, alias: str) -> str:
+        """Remove an alias; returns the version it pointed at. A bare name then means the
+        default alias, or the latest version."""
+        version = self.alias(name, alias)
+        self.backend.delete(f"{name}/aliases/{alias}.json")
+        return version
 
 
 ALIAS_BYTES = 4096

@@ -27,6 +27,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
+    p.add_argument("--encoding", help="the file's encoding (default: UTF-8, or UTF-16 with a BOM)")
+    p.add_argument("--delimiter", help="a CSV's delimiter (default: sniffed)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
     p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the preset's)")
     p.add_argument(

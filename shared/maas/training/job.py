@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from maas.client.data import FileOptions
 from maas.core import manifest as artifact
 from maas.core.manifest import Manifest
 from maas.core.metrics import classification_report
@@ -34,7 +35,13 @@ def run(options: TrainingOptions) -> Manifest:
     manifest; `quality.enforce` turns a failed gate into an error."""
     preset = PRESETS[options.preset].with_epochs(options.epochs)
     check_out(options.out)
-    data = splits.load(options.data, options.text_column, options.label_column, options.seed)
+    data = splits.load(
+        options.data,
+        options.text_column,
+        options.label_column,
+        options.seed,
+        FileOptions(encoding=options.encoding, delimiter=options.delimiter),
+    )
     options.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{options.out.name}.", dir=options.out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be read

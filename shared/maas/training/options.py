@@ -10,6 +10,9 @@ from pathlib import Path
 
 DEFAULT_PRESET = "default"
 DEFAULT_SEED = 42
+# The presets' names, here so that the CLI can offer them without loading the training code
+# (maas.training.presets.PRESETS holds the presets; a test keeps the two in step).
+PRESET_NAMES = ("default", "seed")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class TrainingOptions:
     epochs: int | None = None  # None: the preset's
     seed: int = DEFAULT_SEED
     allow_quality_drop: bool = False
+    encoding: str | None = None  # None: recognised from the file (maas.client.data)
+    delimiter: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainingOptions:
@@ -40,6 +45,10 @@ class TrainingOptions:
         command += ["--preset", self.preset, "--seed", str(self.seed)]
         if self.epochs is not None:
             command += ["--epochs", str(self.epochs)]
+        if self.encoding is not None:
+            command += ["--encoding", self.encoding]
+        if self.delimiter is not None:
+            command += ["--delimiter", self.delimiter]
         if self.allow_quality_drop:
             command.append("--allow-quality-drop")
         return command

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from maas.client.data import Dataset, read_labelled
+from maas.client.data import AUTO, Dataset, FileOptions, read_labelled
 from maas.errors import BadData
 
 Array = npt.NDArray[Any]
@@ -79,8 +79,14 @@ def stratified_split(dataset: Dataset, labels: list[str], seed: int) -> tuple[Sp
     return pick(train), pick(validation), pick(test)
 
 
-def load(path: str | Path, text_column: str, label_column: str, seed: int) -> LabelledData:
-    dataset = read_labelled(path, text_column, label_column)
+def load(
+    path: str | Path,
+    text_column: str,
+    label_column: str,
+    seed: int,
+    options: FileOptions = AUTO,
+) -> LabelledData:
+    dataset = read_labelled(path, text_column, label_column, options)
     labels = check_labels(dataset.labels)
     train, validation, test = stratified_split(dataset, labels, seed)
     return LabelledData(dataset, labels, train, validation, test)
