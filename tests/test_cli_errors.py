@@ -4,6 +4,7 @@ or input, 3 for a model refused by a check, 1 for what could not be done. Never 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import open_store
@@ -228,3 +230,169 @@ def test_the_installed_command_prints_no_traceback_for_an_internal_error(tmp_pat
         env={**os.environ, "MAAS_DEBUG": "1"},
     )
     assert "Traceback" in debug.stderr and debug.returncode == EXIT_ERROR
+
+
+# ------------------------------------------------------------- a new user's first hour
+def test_a_semicolon_file_is_read_and_a_wrong_delimiter_is_named(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "semi.csv"
+    data.write_text("text;label\n质量很好，推荐;positive\n太差了，退货;negative\n", "utf-8")
+    argv = ["evaluate", "--store", str(store), "--model", "reviews", str(data)]
+    status, err = run(capsys, *argv)
+    assert status == 0, err
+    status, err = run(capsys, *argv, "--delimiter", ",")
+    one_line(status, err, EXIT_USAGE, "semi.csv:2", "'text'", "text;label", "--text-column")
+    status, err = run(capsys, *argv, "--delimiter", ";;")
+    one_line(status, err, EXIT_USAGE, "--delimiter", "one character")
+
+
+def test_an_encoding_is_named_by_the_error_and_then_accepted(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "latin1.csv"
+    data.write_bytes("text,label\ncaf\xe9 cr\xe8me,positive\n".encode("latin-1"))
+    argv = ["evaluate", "--store", str(store), "--model", "reviews", str(data)]
+    status, err = run(capsys, *argv)
+    one_line(status, err, EXIT_USAGE, "not UTF-8", "byte 0xe9", "--encoding")
+    assert run(capsys, *argv, "--encoding", "latin-1")[0] == 0
+    status, err = run(capsys, *argv, "--encoding", "klingon")
+    one_line(status, err, EXIT_USAGE, "klingon")
+
+
+def test_a_json_array_file_is_read_whole(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "rows.json"
+    rows = [
+        {"text": "质量很好，推荐", "label": "positive"},
+        {"text": "太差了", "label": "negative"},
+    ]
+    data.write_text(json.dumps(rows, ensure_ascii=False), "utf-8")
+    status, err = run(capsys, "evaluate", "--store", str(store), "--model", "reviews", str(data))
+    assert status == 0, err
+    data.write_text(json.dumps([*rows, "a string"]), "utf-8")
+    status, err = run(capsys, "evaluate", "--store", str(store), "--model", "reviews", str(data))
+    one_line(status, err, EXIT_USAGE, "item 3", "not an object")
+
+
+def test_version() -> None:
+    import maas
+
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("maas")), "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout == f"maas {maas.__version__}\n"
+
+
+def _parsers() -> list[tuple[str, Any]]:
+    """Every parser of the command line, with its command words."""
+    from maas.cli import build_parser
+
+    found: list[tuple[str, Any]] = []
+
+    def walk(words: str, parser: Any) -> None:
+        found.append((words, parser))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(f"{words} {name}".strip(), child)
+
+    walk("", build_parser())
+    return found
+
+
+@pytest.mark.parametrize(("words", "parser"), _parsers(), ids=lambda v: v or "maas")
+def test_every_option_has_help_and_states_its_default(words: str, parser: Any) -> None:
+    text = parser.format_help()
+    assert parser.description, f"maas {words} has no description"
+    for action in parser._actions:
+        if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {c.dest: c.help for c in action._choices_actions}
+            assert all(helps.values()) and len(helps) == len(action.choices), words
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help, f"maas {words}: {name} has no help text"
+        takes_value = action.option_strings and action.nargs != 0
+        if takes_value and not action.required:
+            rendered = parser._get_formatter()._expand_help(action)
+            assert "default" in rendered, f"maas {words}: {name} does not state its default"
+    assert "usage: maas" in text
+
+
+def test_model_and_alias_typos_name_the_store_and_the_names_it_has(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    status, err = run(capsys, "predict", "--store", str(store), "--model", "reviw", "好")
+    one_line(
+        status, err, EXIT_USAGE, "no model named 'reviw'", "did you mean 'reviews'", store.name
+    )
+    status, err = run(capsys, "predict", "--store", str(store), "--model", "reviews@prod", "好")
+    one_line(status, err, EXIT_USAGE, "no alias 'prod'", "did you mean 'production'")
+    status, err = run(capsys, "models", "--store", str(store), "--name", "review")
+    one_line(status, err, EXIT_USAGE, "did you mean 'reviews'")
+
+
+def test_promote_refuses_a_misspelt_alias_and_alias_delete_removes_one(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    promote = ["promote", "--store", str(store), "--name", "reviews", "--version", "1"]
+    status, err = run(capsys, *promote, "--alias", "prodution")
+    one_line(status, err, EXIT_USAGE, "did you mean 'production'", "--create")
+    assert not (store / "reviews" / "aliases" / "prodution.json").exists()
+
+    assert run(capsys, *promote, "--alias", "staging")[0] == 0, "no near name: a new alias"
+    assert run(capsys, *promote, "--alias", "stagin", "--create")[0] == 0
+    status = main(["alias", "list", "--store", str(store), "--json"])
+    listed = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert listed["aliases"] == {"reviews": {"production": "1", "staging": "1", "stagin": "1"}}
+
+    status, err = run(capsys, "alias", "delete", "--store", str(store), "reviews@stagin")
+    assert status == 0 and "deleted reviews@stagin" in err
+    status, err = run(capsys, "alias", "delete", "--store", str(store), "reviews@stagin")
+    one_line(status, err, EXIT_USAGE, "no alias 'stagin'", "did you mean 'staging'")
+    status, err = run(capsys, "alias", "delete", "--store", str(store), "reviews")
+    one_line(status, err, EXIT_USAGE, "NAME@ALIAS")
+    main(["alias", "list", "--store", str(store)])
+    assert capsys.readouterr().out.splitlines() == [
+        "reviews@production -> 1",
+        "reviews@staging -> 1",
+    ]
+
+
+@pytest.mark.parametrize("uri", ["s3//bucket/models", "s3:bucket", "S3:/bucket", "file//tmp/x"])
+def test_a_store_uri_typo_is_refused_with_the_uri_meant(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, uri: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    status, err = run(capsys, "models", "--store", uri)
+    meant = "file:///" if uri.startswith("file") else "s3://"
+    one_line(status, err, EXIT_ERROR, "is not a store URI", f"did you mean {meant}")
+    monkeypatch.setenv("MAAS_STORE", uri)
+    status, err = run(capsys, "models")
+    one_line(status, err, EXIT_ERROR, "is not a store URI")
+    assert list(tmp_path.iterdir()) == [], "nothing was created"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"), [("", "empty"), ("  \u3000\t", "empty"), ("好" * 10_001, "10000")]
+)
+def test_the_cli_checks_texts_as_the_functions_do(
+    capsys: pytest.CaptureFixture[str], store: Path, text: str, code: str
+) -> None:
+    status, err = run(capsys, "predict", "--store", str(store), "--model", "reviews", text)
+    one_line(status, err, EXIT_USAGE, "text 1", code)
+
+
+def test_publish_reuse_gives_the_same_version_for_the_same_model(
+    capsys: pytest.CaptureFixture[str], store: Path, trained_model: Path
+) -> None:
+    publish = ["publish", str(trained_model), "--store", str(store), "--name", "reviews"]
+    assert main([*publish, "--reuse", "--alias", "production"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "1\n" and "reused" in err
+    assert main(publish) == 0 and capsys.readouterr().out == "2\n", "without --reuse: new"
+    assert main([*publish, "--reuse"]) == 0 and capsys.readouterr().out == "2\n"

@@ -9,9 +9,14 @@ stays within a couple of minutes on 2 cores.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
+import pty
 import random
+import struct
 import subprocess
+import termios
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,14 +71,31 @@ def command(data: Path, out: Path, *options: str) -> list[str]:
     return [str(TRAIN_PYTHON), "-m", "maas.training", str(data), "--out", str(out), *options]
 
 
-def start_training(data: Path, out: Path, *options: str) -> subprocess.Popen[str]:
+def start_training(
+    data: Path, out: Path, *options: str, stderr: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         command(data, out, *options),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         cwd=ROOT,
     )
+
+
+def read_terminal(master: int) -> str:
+    """Everything a pseudo-terminal's other side wrote, once it has closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def train(data: Path, out: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -117,6 +139,8 @@ TRAININGS: dict[str, tuple[Path, int, tuple[str, ...]]] = {
     # Two epochs of an LSTM on 240 texts is barely trained, so its quantized accuracy may
     # wobble: this run is about the seed's architecture and its (risky) LSTM export.
     "seed_run": (REVIEWS, 300, ("--preset", "seed", "--epochs", "2", "--allow-quality-drop")),
+    # stderr on a pseudo-terminal, as a person at a terminal runs it
+    "terminal_run": (REVIEWS, 200, ("--epochs", "2", "--allow-quality-drop")),
 }
 
 
@@ -129,10 +153,21 @@ def trainings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         directory = tmp_path_factory.mktemp(name)
         data, labels_of = sample(source, directory, rows)
         out = directory / "model"
-        started[name] = (out, labels_of, start_training(data, out, *options))
+        terminal = None
+        if name == "terminal_run":
+            # read when the job is done: its two-epoch bar fits the pty's buffer meanwhile
+            terminal, side = pty.openpty()
+            fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+            process = start_training(data, out, *options, stderr=side)
+            os.close(side)
+        else:
+            process = start_training(data, out, *options)
+        started[name] = (out, labels_of, process, terminal)
     runs = {}
-    for name, (out, labels_of, process) in started.items():
+    for name, (out, labels_of, process, terminal) in started.items():
         stdout, stderr = process.communicate(timeout=600)
+        if terminal is not None:
+            stderr = read_terminal(terminal)
         runs[name] = Run(out, process.returncode, stdout, stderr, labels_of)
     return runs
 
@@ -150,6 +185,11 @@ def multiclass_run(trainings: dict[str, Run]) -> Run:
 @pytest.fixture
 def seed_run(trainings: dict[str, Run]) -> Run:
     return trainings["seed_run"]
+
+
+@pytest.fixture
+def terminal_run(trainings: dict[str, Run]) -> Run:
+    return trainings["terminal_run"]
 
 
 @pytest.fixture(params=["binary_run", "multiclass_run", "seed_run"])
@@ -217,6 +257,23 @@ def test_progress_goes_to_stderr_and_the_summary_to_stdout(binary_run: Run) -> N
     for model in ("float", "quantized", "baseline"):
         assert model in binary_run.stdout
     assert str(binary_run.out) in binary_run.stdout
+
+
+def test_training_prints_no_native_banners(any_run: Run) -> None:
+    """TensorFlow's C++ start-up lines (absl, oneDNN) write to the descriptor itself; the
+    job keeps them off the terminal, so stderr is the epochs and nothing else."""
+    for banner in ("absl::InitializeLog", "oneDNN", "cuda", "TF-TRT", "port.cc"):
+        assert banner not in any_run.stderr, any_run.stderr[:2000]
+    lines = [line for line in any_run.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("epoch ") for line in lines), any_run.stderr[:2000]
+
+
+def test_on_a_terminal_the_epochs_are_one_bar(terminal_run: Run) -> None:
+    assert terminal_run.returncode == 0, terminal_run.stderr[-3000:]
+    assert "training:" in terminal_run.stderr and "epoch/s" in terminal_run.stderr
+    assert "2/2" in terminal_run.stderr and "val_accuracy=" in terminal_run.stderr
+    assert "epoch 1/2:" not in terminal_run.stderr
+    assert "absl::InitializeLog" not in terminal_run.stderr
 
 
 # -- the served model -----------------------------------------------------------------------

@@ -4,6 +4,7 @@ otherwise, so logs and pipes stay clean."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -23,9 +24,15 @@ class Progress:
                 unit=unit or "it",
                 unit_scale=unit == "B",
                 file=sys.stderr,
-                dynamic_ncols=True,
+                # a terminal that reports no width (a bare pty) gets 80 columns, not none
+                ncols=None if _columns() else 80,
+                dynamic_ncols=bool(_columns()),
                 leave=True,
             )
+
+    @property
+    def shown(self) -> bool:
+        return self._bar is not None
 
     def advance(self, amount: int = 1, **postfix: Any) -> None:
         if self._bar is not None:
@@ -43,3 +50,16 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _columns() -> int:
+    """The width of the terminal stderr is (0: unknown, or not a terminal)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 text', '2 texts': a count for a person to read."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"

@@ -15,7 +15,7 @@ def add_parser(commands: Any) -> None:
 
     listing = command(actions, "list", "every alias and the version it points at")
     listing.add_argument("--store", help=STORE_HELP)
-    listing.add_argument("--name", help="only this model")
+    listing.add_argument("--name", help="only this model (default: every model)")
     listing.add_argument("--json", action="store_true", help="one JSON object on stdout")
     listing.set_defaults(func=run_list)
 
@@ -27,9 +27,9 @@ def add_parser(commands: Any) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     store = open_store(args.store)
+    if args.name:
+        store.require(args.name)
     names = [args.name] if args.name else store.models()
-    if args.name and args.name not in store.models():
-        raise store._no_model(args.name)
     aliases = {name: store.aliases(name) for name in names}
     if args.json:
         print_json({"store": store.uri, "aliases": aliases})

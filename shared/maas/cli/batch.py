@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from maas import aws
 from maas.cli.common import (
     MODEL_HELP,
     STORE_HELP,
@@ -21,6 +23,7 @@ from maas.cli.common import (
 )
 from maas.core.limits import MAX_TEXT_CHARS, MAX_TEXTS_PER_MESSAGE, SQS_MAX_MESSAGE_BYTES
 from maas.errors import BadData
+from maas.progress import counted
 
 RESULTS_HELP = (
     "where the queue function writes results (default: $MAAS_RESULTS, then .maas/results)"
@@ -78,27 +81,54 @@ def add_parser(commands: Any) -> None:
     work.add_argument("--queue", required=True, metavar="URL", help="the queue's URL")
     work.add_argument("--store", help=STORE_HELP)
     work.add_argument("--results", metavar="URI", help=RESULTS_HELP)
-    work.add_argument("--model", help="the model a message naming none uses")
+    work.add_argument(
+        "--model", help="the model a message naming none uses (default: $MAAS_MODEL_NAME)"
+    )
     work.add_argument("--batch-size", type=int, default=25, help="messages per invocation")
     work.add_argument("--follow", action="store_true", help="keep waiting for messages")
     work.set_defaults(func=run_work)
 
+    queue = command(
+        actions,
+        "create-queue",
+        "make a queue and its dead-letter queue; prints the queue's URL",
+        "Create NAME and NAME-dlq with a redrive policy, as the template makes them: for a "
+        "local SQS (moto server: AWS_ENDPOINT_URL=http://127.0.0.1:5000) or a test account. "
+        "The dead-letter queue's URL goes to stderr.",
+    )
+    queue.add_argument("name", metavar="NAME", help="the queue's name")
+    queue.add_argument("--visibility-timeout", type=int, default=180, metavar="S", help="seconds")
+    queue.add_argument(
+        "--max-receives",
+        type=int,
+        default=5,
+        metavar="N",
+        help="receives before a message moves to the dead-letter queue",
+    )
+    queue.set_defaults(func=run_create_queue)
+
     status = command(actions, "status", "messages and texts submitted, done, failed, pending")
     status.add_argument("batch_id", metavar="BATCH_ID", help="what `submit` printed")
-    status.add_argument("--dlq", metavar="URL", help="also count the batch's dead letters")
+    status.add_argument(
+        "--dlq", metavar="URL", help="also count the batch's dead letters (default: not counted)"
+    )
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")
     status.set_defaults(func=run_status)
 
     results = command(actions, "results", "one row per input text, joined on its id")
     results.add_argument("batch_id", metavar="BATCH_ID", help="what `submit` printed")
     results.add_argument("--out", required=True, type=Path, metavar="FILE", help=".jsonl or .csv")
-    results.add_argument("--dlq", metavar="URL", help="also count the batch's dead letters")
+    results.add_argument(
+        "--dlq", metavar="URL", help="also count the batch's dead letters (default: not counted)"
+    )
     results.set_defaults(func=run_results)
 
     redrive = command(actions, "redrive", "move dead letters back to the queue, after a fix")
     redrive.add_argument("--dlq", required=True, metavar="URL", help="the dead-letter queue")
     redrive.add_argument("--queue", required=True, metavar="URL", help="the queue")
-    redrive.add_argument("--max", type=int, metavar="N", help="move at most N messages")
+    redrive.add_argument(
+        "--max", type=int, metavar="N", help="move at most N messages (default: all of them)"
+    )
     redrive.set_defaults(func=run_redrive)
 
 
@@ -137,7 +167,8 @@ def run_submit(args: argparse.Namespace) -> int:
     print(record.id)
     sent = sum(record.messages.values())
     note(
-        f"batch {record.id}: {sent} texts in {len(record.messages)} messages to {record.queue_url}"
+        f"batch {record.id}: {counted(sent, 'text')} in {counted(len(record.messages), 'message')} "
+        f"to {record.queue_url}"
         f"; results in {record.results_uri}; record {record.path}"
     )
     if record.ids_assigned:
@@ -166,12 +197,38 @@ def run_work(args: argparse.Namespace) -> int:
         report = work(args.queue, settings, batch_size=args.batch_size, follow=args.follow,
                       progress=show)  # fmt: skip
     note(
-        f"{report.invocations} invocations, {report.messages} message deliveries: "
+        f"{counted(report.invocations, 'invocation')}, "
+        f"{counted(report.messages, 'message')} delivered: "
         f"{report.succeeded} succeeded, {report.failed} failed (retried, then dead-lettered); "
         f"results in {settings.results}"
     )
     for error in report.errors:
         warn(f"an invocation failed as a whole: {error}")
+    return 0
+
+
+def run_create_queue(args: argparse.Namespace) -> int:
+    from maas.client.sqs import sqs_client
+    from maas.errors import QueueError
+    from maas.local.event_source import create_queue
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,76}", args.name):
+        raise BadData(
+            f"invalid queue name {args.name!r}: letters, digits, '-' and '_', at most 76 "
+            "(SQS allows 80; the dead-letter queue adds '-dlq')"
+        )
+    if args.visibility_timeout < 0 or args.max_receives < 1:
+        raise BadData("--visibility-timeout must be 0 or more and --max-receives 1 or more")
+    client = sqs_client()
+    with aws.errors(f"cannot create queue {args.name}", QueueError):
+        queue, dlq = create_queue(
+            client,
+            args.name,
+            visibility_timeout=args.visibility_timeout,
+            max_receive_count=args.max_receives,
+        )
+    print(queue)
+    note(f"dead-letter queue: {dlq} (after {counted(args.max_receives, 'receive')})")
     return 0
 
 

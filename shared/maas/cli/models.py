@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from maas.cli.common import (
     progress,
 )
 from maas.errors import InvalidInput
+from maas.store.refs import similar
 
 
 def add_parsers(commands: Any) -> None:
@@ -30,7 +30,7 @@ def add_parsers(commands: Any) -> None:
     publish.add_argument("dir", type=Path, metavar="DIR", help="the artifact (maas train --out)")
     publish.add_argument("--store", help=STORE_HELP)
     publish.add_argument("--name", required=True, help="the model's name")
-    publish.add_argument("--alias", help="also point this alias at the new version")
+    publish.add_argument("--alias", help="also point this alias at the new version (default: none)")
     publish.add_argument(
         "--allow-quality-drop", action="store_true", help="publish despite a failed quality gate"
     )
@@ -43,7 +43,7 @@ def add_parsers(commands: Any) -> None:
 
     models = command(commands, "models", "list models, versions and aliases")
     models.add_argument("--store", help=STORE_HELP)
-    models.add_argument("--name", help="only this model")
+    models.add_argument("--name", help="only this model (default: every model)")
     models.add_argument("--json", action="store_true", help="one JSON object on stdout")
     models.set_defaults(func=run_models)
 
@@ -90,7 +90,7 @@ def run_models(args: argparse.Namespace) -> int:
     for name in names:
         versions = store.versions(name)
         if args.name and not versions:
-            raise store._no_model(name)
+            store.require(name)
         aliases = store.aliases(name)
         entries = []
         for version in versions:
@@ -124,7 +124,7 @@ def run_promote(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     existing = store.aliases(args.name) if args.name in store.models() else {}
     if args.alias not in existing and not args.create:
-        close = difflib.get_close_matches(args.alias, list(existing), n=1, cutoff=0.75)
+        close = similar(args.alias, list(existing), cutoff=0.75)
         if close:
             raise InvalidInput(
                 f"{args.name} has no alias {args.alias!r}; did you mean {close[0]!r}? "

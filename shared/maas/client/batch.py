@@ -66,6 +66,7 @@ from maas.core.limits import (
 )
 from maas.errors import BadData, BatchError
 from maas.files import atomic_file, write_atomically
+from maas.progress import counted
 from maas.service.sink import ResultSink
 from maas.store.refs import ModelRef
 
@@ -334,8 +335,8 @@ def submit(
     if record.rejected and warn:
         codes = Counter(r["code"] for r in record.rejected)
         warn(
-            f"{len(record.rejected)} texts not sent, the queue function would refuse them "
-            f"({', '.join(f'{c}: {n}' for c, n in sorted(codes.items()))}); "
+            f"{counted(len(record.rejected), 'text')} not sent, the queue function would "
+            f"refuse them ({', '.join(f'{c}: {n}' for c, n in sorted(codes.items()))}); "
             "they are reported as failed"
         )
     messages = list(

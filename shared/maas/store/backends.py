@@ -285,7 +285,11 @@ def backend_for(uri: str | Path | None) -> Backend:
         elif lower.startswith((f"{scheme}:", f"{scheme}/")):
             rest = text[len(scheme) :].lstrip(":/")
             meant = f"file:///{rest}" if scheme == "file" else f"s3://{rest}"
-            folder = f" (for a folder named {scheme}, write ./{text})" if text[2] == "/" else ""
+            folder = (
+                f" (for a folder named {scheme}, write ./{text})"
+                if text[len(scheme)] == "/"
+                else ""
+            )
             raise StoreError(f"{text!r} is not a store URI: did you mean {meant}?{folder}")
     if text.startswith("s3://"):
         parsed = urlparse(text)

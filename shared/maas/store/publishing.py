@@ -10,7 +10,7 @@ from pathlib import Path
 from maas.core import manifest as artifact
 from maas.core.classifier import Classifier
 from maas.core.manifest import Manifest
-from maas.errors import QualityGateFailed
+from maas.errors import IntegrityError, QualityGateFailed
 from maas.store.registry import ModelStore, UploadProgress
 
 
@@ -66,7 +66,8 @@ def publish(
 
 
 def same_model(store: ModelStore, name: str, manifest: Manifest, look_back: int = 20) -> str | None:
-    """The newest of the last `look_back` versions that serves the same model, if any."""
+    """The newest of the last `look_back` versions that serves the same model, if any; a
+    version the store's signer does not vouch for (unsigned, another key) does not count."""
 
     def fingerprint(m: Manifest) -> tuple[list[str], dict[str, str]]:
         files = m.serving_files()
@@ -74,6 +75,10 @@ def same_model(store: ModelStore, name: str, manifest: Manifest, look_back: int 
 
     wanted = fingerprint(manifest)
     for version in reversed(store.versions(name)[-look_back:]):
-        if fingerprint(store.manifest(name, version)) == wanted:
+        try:
+            _, candidate = store.verified_manifest(name, version)
+        except IntegrityError:
+            continue
+        if fingerprint(candidate) == wanted:
             return version
     return None

@@ -7,6 +7,7 @@ checked with a full match (a `$` anchor would let a trailing newline through).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -69,3 +70,11 @@ class ModelRef:
         if self.version:
             return f"{self.name}:{self.version}"
         return f"{self.name}@{self.alias}" if self.alias else self.name
+
+
+def similar(wanted: str, known: list[str], cutoff: float = 0.6) -> list[str]:
+    """The known names a person who typed `wanted` may have meant: close spellings
+    (difflib), and names it abbreviates ('prod' for 'production'), best first, at most 3."""
+    close = difflib.get_close_matches(wanted, known, n=3, cutoff=cutoff)
+    longer = sorted(k for k in known if len(wanted) >= 2 and k.startswith(wanted) and k != wanted)
+    return list(dict.fromkeys([*close, *longer]))[:3]

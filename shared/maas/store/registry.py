@@ -15,7 +15,6 @@ opened with a key signs what it publishes and refuses to fetch what does not ver
 
 from __future__ import annotations
 
-import difflib
 import json
 import shutil
 import tempfile
@@ -47,6 +46,7 @@ from maas.store.refs import (
     check_version,
     is_name,
     is_version,
+    similar,
 )
 
 if TYPE_CHECKING:
@@ -128,9 +128,14 @@ class ModelStore:
 
     def _not_found(self, what: str, wanted: str, known: list[str]) -> ModelNotFound:
         """'no model named X', with the closest names the store has."""
-        close = difflib.get_close_matches(wanted, known, n=3, cutoff=0.6)
+        close = similar(wanted, known)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         return ModelNotFound(f"{what}{hint}", store=self.uri)
+
+    def require(self, name: str) -> None:
+        """ModelNotFound (naming this store and the closest names in it) unless it has `name`."""
+        if name not in self.models():
+            raise self._no_model(name)
 
     def _no_model(self, name: str) -> ModelNotFound:
         return self._not_found(f"no model named {name!r}", name, self.models())
@@ -145,7 +150,8 @@ class ModelStore:
         except NotFound:
             if name not in self.models():
                 raise self._no_model(name) from None
-            known = [a.removesuffix(".json") for a in self.backend.children(f"{name}/aliases")]
+            entries = self.backend.children(f"{name}/aliases")
+            known = [a[:-5] for a in entries if a.endswith(".json") and is_name(a[:-5])]
             raise self._not_found(f"model {name!r} has no alias {alias!r}", alias, known) from None
         try:
             pointer = jsontext.loads(raw, f"{name}@{alias}")
@@ -170,6 +176,16 @@ class ModelStore:
 
     def manifest(self, name: str, version: str) -> Manifest:
         return Manifest.from_json(self.manifest_bytes(name, version), f"{name}:{version}")
+
+    def verified_manifest(self, name: str, version: str) -> tuple[bytes, Manifest]:
+        """A version's manifest, its signature checked first when the store has a signer
+        (IntegrityError when it does not hold); the manifest's bytes come with it."""
+        raw = self.manifest_bytes(name, version)
+        if self.signer is not None:
+            signing.verify_signature(
+                self.signer, self._signature(name, version), name, version, raw
+            )
+        return raw, Manifest.from_json(raw, f"{name}:{version}")
 
     def resolve(self, ref: ModelRef | str, default_alias: str = DEFAULT_ALIAS) -> tuple[str, str]:
         """The (name, version) a reference points at. A bare name means its `default_alias`
@@ -200,12 +216,7 @@ class ModelStore:
         into a cache keyed by the manifest's sha256, verifying each file's sha256 on the way;
         a complete cached copy is reused as is."""
         name, version = self.resolve(ref, default_alias)
-        raw = self.manifest_bytes(name, version)
-        if self.signer is not None:
-            signing.verify_signature(
-                self.signer, self._signature(name, version), name, version, raw
-            )
-        manifest = Manifest.from_json(raw, f"{name}:{version}")
+        raw, manifest = self.verified_manifest(name, version)
         files = files or manifest.serving_files()
         root = Path(cache_dir)
         target = root / name / artifact.sha256_bytes(raw)

@@ -8,16 +8,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-# Keep TensorFlow's C++ start-up chatter off stderr, where the epoch log and errors go.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras
 import numpy as np
 import numpy.typing as npt
-from keras import layers, ops
 
 from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS
+from maas.progress import Progress
+from maas.training.native import quiet_stderr
 from maas.training.presets import Preset
+
+# Keep TensorFlow's C++ chatter off stderr, where the epoch log and errors go.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+with quiet_stderr():
+    import keras
+    from keras import layers, ops
 
 Array = npt.NDArray[Any]
 
@@ -103,20 +106,33 @@ def describe_layers(model: keras.Model) -> list[dict[str, Any]]:
 
 
 class EpochLog(keras.callbacks.Callback):
-    """One line per epoch on stderr (stdout is kept for the job's summary)."""
+    """Training's progress on stderr (stdout is kept for the job's summary): a bar over the
+    epochs on a terminal, one line per epoch otherwise (logs, CI, a pipe)."""
 
-    def __init__(self, max_epochs: int) -> None:
+    def __init__(self, max_epochs: int, bar: bool | None = None) -> None:
         super().__init__()
         self.max_epochs = max_epochs
         self._started = 0.0
+        self._bar = Progress("training", max_epochs, "epoch", bar)
+        self._lines = not self._bar.shown
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        values = " ".join(f"{key} {value:.4f}" for key, value in sorted((logs or {}).items()))
-        seconds = time.perf_counter() - self._started
-        print(f"epoch {epoch + 1}/{self.max_epochs}: {values} ({seconds:.1f} s)", file=sys.stderr)
+        logs = logs or {}
+        if self._lines:
+            values = " ".join(f"{key} {value:.4f}" for key, value in sorted(logs.items()))
+            seconds = time.perf_counter() - self._started
+            print(
+                f"epoch {epoch + 1}/{self.max_epochs}: {values} ({seconds:.1f} s)", file=sys.stderr
+            )
+        else:
+            shown = {k: f"{v:.4f}" for k, v in logs.items() if k in ("loss", "val_accuracy")}
+            self._bar.advance(1, **shown)
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        self._bar.close()  # early stopping ends it before max_epochs
 
 
 @dataclass(frozen=True)
