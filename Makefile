@@ -14,7 +14,7 @@ export SAM_CLI_TELEMETRY := 0
 export POWERTOOLS_TRACE_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test test-fast lint typecheck bench fuzz clean
+.PHONY: install demo test test-fast lint typecheck bench fuzz cli-reference clean
 install: .venv/.ok .venv-train/.ok .venv-tools/.ok
 
 $(UV):
@@ -73,5 +73,9 @@ FUZZ_SCALE ?= 5
 fuzz: install
 	MAAS_FUZZ_SCALE=$(FUZZ_SCALE) MAAS_FUZZ_REPORT=bench-results .venv/bin/python -m pytest tests/test_fuzz.py -p no:cacheprovider -q
 
+# The README's CLI reference, rewritten from the parser (tests/test_readme.py checks it).
+cli-reference: .venv/.ok
+	.venv/bin/python -m maas.cli.reference --write README.md
+
 clean:
-	rm -rf .aws-sam .maas bench-results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .maas bench-results test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -417,3 +417,56 @@ def test_results_needs_a_known_format(
     batch_id = maas(capsys, "batch", "submit", str(data), "--queue", stack.queue)[1].strip()
     code, _, err = maas(capsys, "batch", "results", batch_id, "--out", str(tmp_path / "r.txt"))
     assert code == EXIT_USAGE and err == "maas: error: r.txt: unknown format; use .jsonl or .csv\n"
+
+
+def test_submit_work_status_results_with_the_cli_alone(
+    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """What a person types on a laptop with a local SQS: create a queue, submit, `batch work`
+    (the real queue function as the event source mapping runs it), status, results. Every
+    text ends with a result or a recorded failure; a hopeless message ends in the DLQ."""
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    code, out, err = maas(
+        capsys, "batch", "create-queue", name, "--visibility-timeout", "1", "--max-receives", "2"
+    )
+    assert code == 0, err
+    queue = out.strip()
+    dlq = err.split("dead-letter queue: ")[1].split()[0]
+    assert queue.endswith(f"/{name}") and dlq.endswith(f"/{name}-dlq")
+
+    rows = [{"id": f"t{i:03d}", **row} for i, row in enumerate(reviews(120))]
+    rows[7]["text"] = "\u3000"
+    data = write_rows(tmp_path / "texts.csv", rows)
+    code, good, err = maas(capsys, "batch", "submit", str(data), "--queue", queue)
+    assert code == 0, err
+    code, hopeless, err = maas(
+        capsys, "batch", "submit", str(data), "--queue", queue, "--model", "nope"
+    )
+    assert code == 0, err
+
+    code, _, err = maas(capsys, "batch", "work", "--queue", queue)
+    assert code == 0, err
+    # both messages in one invocation, then the hopeless one again at its second receive
+    assert "2 invocations, 3 messages delivered: 1 succeeded, 2 failed" in err, err
+
+    code, out, _ = maas(capsys, "batch", "status", good.strip(), "--json")
+    report = json.loads(out)
+    assert report["done"] == {"messages": 1, "texts": 119} and report["finished"]
+    assert report["failed"]["texts"] == 1 and report["reasons"] == {"empty_text": 1}
+    code, out, _ = maas(capsys, "batch", "status", hopeless.strip(), "--dlq", dlq, "--json")
+    report = json.loads(out)
+    assert report["failed"] == {"messages": 1, "texts": 120} and report["finished"]
+    assert report["pending"] == {"messages": 0, "texts": 0}
+
+    for batch_id, dead in ((good.strip(), None), (hopeless.strip(), dlq)):
+        out_file = tmp_path / f"{batch_id}.jsonl"
+        argv = ["batch", "results", batch_id, "--out", str(out_file)]
+        assert maas(capsys, *argv, *(["--dlq", dead] if dead else []))[0] == 0
+        got = read_jsonl(out_file)
+        assert [r["id"] for r in got] == [r["id"] for r in rows], "one row per input text"
+        assert all(r["status"] in ("done", "failed") for r in got)
+        assert all(r["status"] == "done" or r["error"] for r in got), "a failure says why"
+    got = read_jsonl(tmp_path / f"{hopeless.strip()}.jsonl")
+    assert {r["error"] for r in got if r["id"] != "t007"} == {"model_not_found"}
+    dead_letters = stack.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)
+    assert len(dead_letters.get("Messages", [])) == 1

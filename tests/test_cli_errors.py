@@ -288,21 +288,12 @@ def test_version() -> None:
 def _parsers() -> list[tuple[str, Any]]:
     """Every parser of the command line, with its command words."""
     from maas.cli import build_parser
+    from maas.cli.reference import walk
 
-    found: list[tuple[str, Any]] = []
-
-    def walk(words: str, parser: Any) -> None:
-        found.append((words, parser))
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, child in action.choices.items():
-                    walk(f"{words} {name}".strip(), child)
-
-    walk("", build_parser())
-    return found
+    return [(words, parser) for words, parser, _ in walk(build_parser())]
 
 
-@pytest.mark.parametrize(("words", "parser"), _parsers(), ids=lambda v: v or "maas")
+@pytest.mark.parametrize(("words", "parser"), _parsers(), ids=lambda v: v)
 def test_every_option_has_help_and_states_its_default(words: str, parser: Any) -> None:
     text = parser.format_help()
     assert parser.description, f"maas {words} has no description"

@@ -14,14 +14,14 @@ def add_parser(commands: Any) -> None:
     actions = alias.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
 
     listing = command(actions, "list", "every alias and the version it points at")
-    listing.add_argument("--store", help=STORE_HELP)
+    listing.add_argument("--store", metavar="URI", help=STORE_HELP)
     listing.add_argument("--name", help="only this model (default: every model)")
     listing.add_argument("--json", action="store_true", help="one JSON object on stdout")
     listing.set_defaults(func=run_list)
 
     delete = command(actions, "delete", "remove an alias (its version stays)")
     delete.add_argument("reference", metavar="NAME@ALIAS", help="the alias to delete")
-    delete.add_argument("--store", help=STORE_HELP)
+    delete.add_argument("--store", metavar="URI", help=STORE_HELP)
     delete.set_defaults(func=run_delete)
 
 

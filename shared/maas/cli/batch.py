@@ -41,9 +41,13 @@ def add_parser(commands: Any) -> None:
     submit.add_argument("--queue", required=True, metavar="URL", help="the queue's URL")
     submit.add_argument("--model", help=f"{MODEL_HELP} (default: the function's)")
     submit.add_argument(
-        "--id-column", help="the texts' ids (default: 'id' when present, else row numbers)"
+        "--id-column",
+        metavar="COLUMN",
+        help="the texts' ids (default: 'id' when present, else row numbers)",
     )
-    submit.add_argument("--text-column", default="text", help="the texts' column or field")
+    submit.add_argument(
+        "--text-column", metavar="COLUMN", default="text", help="the texts' column or field"
+    )
     add_file_options(submit)
     submit.add_argument("--results", metavar="URI", help=RESULTS_HELP)
     submit.add_argument(
@@ -79,13 +83,18 @@ def add_parser(commands: Any) -> None:
         "--follow, at Ctrl-C).",
     )
     work.add_argument("--queue", required=True, metavar="URL", help="the queue's URL")
-    work.add_argument("--store", help=STORE_HELP)
+    work.add_argument("--store", metavar="URI", help=STORE_HELP)
     work.add_argument("--results", metavar="URI", help=RESULTS_HELP)
     work.add_argument(
         "--model", help="the model a message naming none uses (default: $MAAS_MODEL_NAME)"
     )
-    work.add_argument("--batch-size", type=int, default=25, help="messages per invocation")
+    work.add_argument(
+        "--batch-size", metavar="N", type=int, default=25, help="messages per invocation"
+    )
     work.add_argument("--follow", action="store_true", help="keep waiting for messages")
+    work.add_argument(
+        "--function-logs", action="store_true", help="print the function's JSON log lines too"
+    )
     work.set_defaults(func=run_work)
 
     queue = command(
@@ -178,6 +187,7 @@ def run_submit(args: argparse.Namespace) -> int:
 
 def run_work(args: argparse.Namespace) -> int:
     from maas.client.settings import ClientSettings
+    from maas.local.lambda_runtime import function_logs
     from maas.local.worker import WorkReport, work
     from maas.service.settings import ServiceSettings
 
@@ -194,8 +204,9 @@ def run_work(args: argparse.Namespace) -> int:
             bar.advance(report.messages - done, failed=report.failed)
             done = report.messages
 
-        report = work(args.queue, settings, batch_size=args.batch_size, follow=args.follow,
-                      progress=show)  # fmt: skip
+        with function_logs(args.function_logs):
+            report = work(args.queue, settings, batch_size=args.batch_size,
+                          follow=args.follow, progress=show)  # fmt: skip
     note(
         f"{counted(report.invocations, 'invocation')}, "
         f"{counted(report.messages, 'message')} delivered: "

@@ -83,9 +83,14 @@ def add_parser(commands: Any) -> None:
         "batch through a local SQS queue with `maas batch submit`, `work` and `results`.",
     )
     demo.add_argument(
-        "--data", type=Path, help="labelled data (default: the bundled Chinese reviews)"
+        "--data",
+        metavar="FILE",
+        type=Path,
+        help="labelled data (default: the bundled Chinese reviews)",
     )
-    demo.add_argument("--workdir", type=Path, default=Path(".maas"), help="where it all goes")
+    demo.add_argument(
+        "--workdir", metavar="DIR", type=Path, default=Path(".maas"), help="where it all goes"
+    )
     demo.add_argument("--preset", choices=PRESET_NAMES, default="default", help="architecture")
     demo.set_defaults(func=run)
 

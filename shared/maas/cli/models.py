@@ -28,7 +28,7 @@ def add_parsers(commands: Any) -> None:
         "environment's runtime) and publish it as the next version of NAME; prints the version.",
     )
     publish.add_argument("dir", type=Path, metavar="DIR", help="the artifact (maas train --out)")
-    publish.add_argument("--store", help=STORE_HELP)
+    publish.add_argument("--store", metavar="URI", help=STORE_HELP)
     publish.add_argument("--name", required=True, help="the model's name")
     publish.add_argument("--alias", help="also point this alias at the new version (default: none)")
     publish.add_argument(
@@ -42,13 +42,13 @@ def add_parsers(commands: Any) -> None:
     publish.set_defaults(func=run_publish)
 
     models = command(commands, "models", "list models, versions and aliases")
-    models.add_argument("--store", help=STORE_HELP)
+    models.add_argument("--store", metavar="URI", help=STORE_HELP)
     models.add_argument("--name", help="only this model (default: every model)")
     models.add_argument("--json", action="store_true", help="one JSON object on stdout")
     models.set_defaults(func=run_models)
 
     promote = command(commands, "promote", "point an alias at a version")
-    promote.add_argument("--store", help=STORE_HELP)
+    promote.add_argument("--store", metavar="URI", help=STORE_HELP)
     promote.add_argument("--name", required=True, help="the model's name")
     promote.add_argument("--version", required=True, help="the version (1, 2, ...)")
     promote.add_argument("--alias", required=True, help="the alias (e.g. production, staging)")

@@ -31,7 +31,7 @@ def add_parsers(commands: Any) -> None:
         "Classify texts with a published model, through the code the functions run; one "
         "JSON line per text on stdout.",
     )
-    predict.add_argument("--store", help=STORE_HELP)
+    predict.add_argument("--store", metavar="URI", help=STORE_HELP)
     predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument(
         "text", nargs="*", metavar="TEXT", help="texts, or '-' to read one per line from stdin"
@@ -41,11 +41,15 @@ def add_parsers(commands: Any) -> None:
     evaluate = command(
         commands, "evaluate", "accuracy and macro-F1 of a published model on labelled data"
     )
-    evaluate.add_argument("--store", help=STORE_HELP)
+    evaluate.add_argument("--store", metavar="URI", help=STORE_HELP)
     evaluate.add_argument("--model", required=True, help=MODEL_HELP)
     evaluate.add_argument("data", type=Path, metavar="DATA", help="CSV, TSV, JSONL or JSON")
-    evaluate.add_argument("--text-column", default="text", help="the texts' column or field")
-    evaluate.add_argument("--label-column", default="label", help="the labels' column or field")
+    evaluate.add_argument(
+        "--text-column", metavar="COLUMN", default="text", help="the texts' column or field"
+    )
+    evaluate.add_argument(
+        "--label-column", metavar="COLUMN", default="label", help="the labels' column or field"
+    )
     add_file_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     evaluate.set_defaults(func=run_evaluate)

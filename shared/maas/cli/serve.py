@@ -20,7 +20,7 @@ def add_parser(commands: Any) -> None:
         "Gateway event the deployed function gets and is answered by the same handler. The "
         "playground is at /, Swagger UI at /docs. Ctrl-C stops it.",
     )
-    serve.add_argument("--store", help=STORE_HELP)
+    serve.add_argument("--store", metavar="URI", help=STORE_HELP)
     serve.add_argument(
         "--model",
         help="the model a request naming none uses (default: $MAAS_MODEL_NAME, or the store's "

@@ -21,16 +21,28 @@ def add_parser(commands: Any) -> None:
     train.add_argument(
         "data", type=Path, metavar="DATA", help="CSV, TSV, JSONL or JSON with texts and labels"
     )
-    train.add_argument("--out", type=Path, required=True, help="artifact directory to write")
-    train.add_argument("--text-column", default="text", help="the texts' column or field")
-    train.add_argument("--label-column", default="label", help="the labels' column or field")
+    train.add_argument(
+        "--out", metavar="DIR", type=Path, required=True, help="artifact directory to write"
+    )
+    train.add_argument(
+        "--text-column", metavar="COLUMN", default="text", help="the texts' column or field"
+    )
+    train.add_argument(
+        "--label-column", metavar="COLUMN", default="label", help="the labels' column or field"
+    )
     add_file_options(train)
     train.add_argument(
         "--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help="model architecture"
     )
-    train.add_argument("--epochs", type=int, help="most epochs (default: the preset's)")
     train.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help="seed of the split and the training"
+        "--epochs", metavar="N", type=int, help="most epochs (default: the preset's)"
+    )
+    train.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        default=DEFAULT_SEED,
+        help="seed of the split and the training",
     )
     train.add_argument(
         "--allow-quality-drop",

@@ -7,10 +7,14 @@ them exercise the real entry points with the committed events. Not shipped to La
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -57,3 +61,17 @@ def load_event(kind: str, name: str) -> dict[str, Any]:
     """A committed event, e.g. `load_event("http", "predict-one")`."""
     event: dict[str, Any] = json.loads((EVENTS / kind / f"{name}.json").read_text("utf-8"))
     return event
+
+
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+@contextlib.contextmanager
+def function_logs(shown: bool) -> Iterator[None]:
+    """Where a function built and run inside the block writes its JSON log and metric lines
+    (stdout, which CloudWatch collects on Lambda): on a laptop they are noise unless asked
+    for. Powertools binds the stream when a function is built, so build it inside."""
+    with contextlib.redirect_stdout(sys.stdout if shown else _Discard()):
+        yield

@@ -9,14 +9,13 @@ playground page (`/`) and Swagger UI (`/docs`) are the function's own routes, tu
 
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from maas.local.gateway import Gateway
+from maas.local.lambda_runtime import function_logs
 from maas.service.http import HttpFunction
 from maas.service.settings import ServiceSettings
 
@@ -29,13 +28,6 @@ class ServeOptions:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     quiet_function_logs: bool = True  # the function's JSON logs are for CloudWatch
-
-
-class _Quiet(io.TextIOBase):
-    """Where the function's log and metric lines go (they are CloudWatch's, not a person's)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
 
 
 def build(settings: ServiceSettings, log_request: Callable[[str], None] | None = None) -> Any:
@@ -57,8 +49,8 @@ def serve(settings: ServiceSettings, options: ServeOptions) -> None:
     def note(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    quiet = _Quiet() if options.quiet_function_logs else sys.stdout
-    with contextlib.redirect_stdout(quiet):
+    shown = not options.quiet_function_logs
+    with function_logs(shown):
         app = build(settings, note)
     config = uvicorn.Config(
         app,
@@ -72,5 +64,9 @@ def serve(settings: ServiceSettings, options: ServeOptions) -> None:
     where = f"http://{options.host}:{options.port}"
     note(f"maas serve: {settings.store} on {where}  (playground {where}/, API docs {where}/docs)")
     note("Ctrl-C stops it.")
-    with contextlib.redirect_stdout(quiet):
-        server.run()
+    try:
+        with function_logs(shown):
+            server.run()
+    except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised the Ctrl-C
+        pass
+    note("maas serve: stopped")

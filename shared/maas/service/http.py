@@ -124,6 +124,16 @@ _PLAYGROUND_POLICY = (
 
 
 @functools.cache
+def not_json(content_type: str) -> UnsupportedMediaType | None:
+    """The refusal of a body that is declared as something other than JSON (none: JSON),
+    with the fix for the usual cause, `curl -d` (which declares a form)."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type in ("", "application/json"):
+        return None
+    hint = " (curl: add -H 'content-type: application/json')" if "form" in media_type else ""
+    return UnsupportedMediaType(f"send the body as application/json, not {media_type}{hint}")
+
+
 def _playground_page() -> str:
     return (resources.files("maas.service") / "playground.html").read_text(encoding="utf-8")
 
@@ -176,15 +186,13 @@ class HttpFunction:
         if not body and method.upper() not in ("POST", "PUT", "PATCH"):
             return None  # nothing to parse (a GET's content type means nothing)
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        error: MaasError | None = None
-        if media_type not in ("", "application/json"):
-            error = UnsupportedMediaType(f"send the body as application/json, not {media_type}")
-        elif len(body) > self.max_body_bytes * (4 / 3 if event.get("isBase64Encoded") else 1):
+        encoded = bool(event.get("isBase64Encoded"))
+        error: MaasError | None = not_json(headers.get("content-type", ""))
+        if error is None and len(body) > self.max_body_bytes * (4 / 3 if encoded else 1):
             error = PayloadTooLarge(
                 f"the body is over {self.max_body_bytes} bytes", limit=self.max_body_bytes
             )
-        elif body and event.get("isBase64Encoded"):
+        elif error is None and body and encoded:
             try:
                 base64.b64decode(body, validate=True).decode("utf-8")
             except (binascii.Error, ValueError):
@@ -318,11 +326,7 @@ class HttpFunction:
         return Response(status.value, content_types.APPLICATION_JSON, body)
 
     def _not_json(self) -> UnsupportedMediaType | None:
-        headers = self.app.current_event.headers
-        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type in ("", "application/json"):
-            return None
-        return UnsupportedMediaType(f"send the body as application/json, not {media_type}")
+        return not_json(self.app.current_event.headers.get("content-type", ""))
 
     def _not_a_json_object(self) -> MaasError | None:
         """What Powertools' validation lets through: a form body that happens to validate, and
