@@ -387,3 +387,19 @@ def test_publish_reuse_gives_the_same_version_for_the_same_model(
     assert out == "1\n" and "reused" in err
     assert main(publish) == 0 and capsys.readouterr().out == "2\n", "without --reuse: new"
     assert main([*publish, "--reuse"]) == 0 and capsys.readouterr().out == "2\n"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_shell_completion_knows_every_command(shell: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("maas")), "completion", shell],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    for word in ("train", "serve", "create-queue", "--delimiter", "--reuse"):
+        assert word in done.stdout, word
+    if shell == "bash":
+        checked = subprocess.run(["bash", "-n"], input=done.stdout, text=True, capture_output=True)
+        assert checked.returncode == 0, checked.stderr

@@ -147,4 +147,4 @@ def test_the_functions_run_with_only_the_layer_and_never_import_tensorflow(
     loaded = sorted(
         str(Path(file).relative_to(samlocal.LAYER_PYTHON)) for file in report["maas"]
     )  # relative_to raises for a module from anywhere else
-    assert loaded == sorted(samlocal.layer_modules())
+    assert loaded == sorted(m for m in samlocal.layer_modules() if m.endswith(".py"))

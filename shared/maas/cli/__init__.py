@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_parsers(commands)
     serve.add_parser(commands)
     batch.add_parser(commands)
-    demo.add_parser(commands)
+    demo.add_parser(commands, parser)
     completion.add_parser(commands, parser)
     return parser
 

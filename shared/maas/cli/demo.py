@@ -73,7 +73,7 @@ def show_http(event: dict[str, Any], response: dict[str, Any], millis: float) ->
     print(json.dumps(body, ensure_ascii=False, indent=2))
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Any, root: argparse.ArgumentParser) -> None:
     demo = command(
         commands,
         "demo",
@@ -92,7 +92,7 @@ def add_parser(commands: Any) -> None:
         "--workdir", metavar="DIR", type=Path, default=Path(".maas"), help="where it all goes"
     )
     demo.add_argument("--preset", choices=PRESET_NAMES, default="default", help="architecture")
-    demo.set_defaults(func=run)
+    demo.set_defaults(func=run, root=root)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     heading(
         "5/5 A file through a local SQS queue (moto on 127.0.0.1): maas batch submit, work, ..."
     )
-    batch_demo(work, data)
+    batch_demo(args.root, work, data)
     note(
         f"\nDone. Results in {work / 'results'}. Next: .venv/bin/maas serve --store {store} "
         f"and open http://127.0.0.1:8080/ ; or .venv/bin/maas predict --store {store} "
@@ -177,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def batch_demo(work: Path, data: Path, texts: int = BATCH_TEXTS) -> None:
+def batch_demo(
+    cli: argparse.ArgumentParser, work: Path, data: Path, texts: int = BATCH_TEXTS
+) -> None:
     """The last `texts` rows of the data, plus a blank text, through a real SQS API (moto in
     server mode, on a free loopback port), consumed by the real queue function."""
     try:
@@ -185,7 +187,6 @@ def batch_demo(work: Path, data: Path, texts: int = BATCH_TEXTS) -> None:
     except ImportError:
         note("skipped: moto is not installed (pip install 'moto[server]')")
         return
-    from maas.cli import main
     from maas.client.data import read_texts
     from maas.client.sqs import sqs_client
     from maas.local.event_source import create_queue
@@ -217,7 +218,8 @@ def batch_demo(work: Path, data: Path, texts: int = BATCH_TEXTS) -> None:
             print(f"\n$ maas {' '.join(_short(arg, work) for arg in argv)}", flush=True)
             stdout = io.StringIO()
             with contextlib.redirect_stdout(stdout):
-                status = main(argv)
+                command = cli.parse_args(argv)
+                status = int(command.func(command))
             print(stdout.getvalue(), end="", flush=True)
             if status != 0:
                 raise SystemExit(status)
