@@ -130,6 +130,9 @@ def ensure_model(preset: str, cache: Path, log: Path) -> Model:
     if done.returncode != 0:
         shutil.rmtree(home, ignore_errors=True)
         raise SystemExit(f"training failed ({done.returncode}); see {log}")
+    from maas.store.publishing import adopt_serving_runtime
+
+    adopt_serving_runtime(artifact)  # as `maas train` does: golden examples from tflite-runtime
     return Model(preset, artifact, keras, key, True, time.perf_counter() - started)
 
 

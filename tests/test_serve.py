@@ -203,6 +203,14 @@ def test_curl_as_the_readme_shows_it(server: Server) -> None:
     error = json.loads(refused)["error"]
     assert error["code"] == "unsupported_media_type"
     assert "-H 'content-type: application/json'" in error["message"]
+    explained = subprocess.run(
+        [curl, "-s", "-X", "POST", url, *json_type, "-d", body[:-1] + ', "explain": true}'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    tokens = json.loads(explained.stdout)["predictions"][0]["explanation"]["tokens"]
+    assert {"token", "start", "end", "contribution"} <= set(tokens[0])
 
 
 def test_the_openapi_document_is_valid_openapi_3(server: Server) -> None:
@@ -283,6 +291,32 @@ def test_the_playground_classifies_a_text(server: Server, page: tuple[Any, list[
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
     assert elsewhere == [], "the page loads nothing from the internet"
+
+
+def test_the_playground_highlights_the_words_that_decided(
+    server: Server, page: tuple[Any, list[str]]
+) -> None:
+    tab, _ = page
+    tab.goto(server.url + "/")
+    tab.wait_for_selector("#model option[value='reviews']", state="attached")
+    tab.wait_for_selector("#explain-box:not([hidden])")  # GET /models/reviews: explain true
+    text = "房间很干净，服务也很好 🙂 下次还会再来"  # an emoji: spans count code points
+    tab.fill("#texts", text)
+    tab.check("#explain")
+    tab.click("#classify")
+    tab.wait_for_selector("[data-testid=explained]")
+    shown = tab.inner_text("[data-testid=explained]")
+    assert shown == text  # every character once, none doubled by overlapping bigrams
+    coloured = tab.locator("[data-testid=explained] span.tok")
+    assert coloured.count() >= 10
+    assert tab.locator("[data-testid=explained] span.for").count() >= 1
+    styles = coloured.evaluate_all("nodes => nodes.map(n => n.style.background)")
+    assert all(style.startswith("rgba(") for style in styles)
+    tooltip = coloured.first.get_attribute("title") or ""
+    assert tooltip[:1] in text and ("+" in tooltip or "-" in tooltip)
+    assert "leave-one-out" in tab.inner_text("[data-testid=explanation-note]")
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "playground-explain.png"), full_page=True)
 
 
 def test_the_playground_shows_a_clients_mistake(

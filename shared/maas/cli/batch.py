@@ -21,7 +21,12 @@ from maas.cli.common import (
     store_uri,
     warn,
 )
-from maas.core.limits import MAX_TEXT_CHARS, MAX_TEXTS_PER_MESSAGE, SQS_MAX_MESSAGE_BYTES
+from maas.core.limits import (
+    MAX_EXPLAINED_TEXTS_PER_MESSAGE,
+    MAX_TEXT_CHARS,
+    MAX_TEXTS_PER_MESSAGE,
+    SQS_MAX_MESSAGE_BYTES,
+)
 from maas.errors import BadData
 from maas.progress import counted
 
@@ -50,6 +55,12 @@ def add_parser(commands: Any) -> None:
     )
     add_file_options(submit)
     submit.add_argument("--results", metavar="URI", help=RESULTS_HELP)
+    submit.add_argument(
+        "--explain",
+        action="store_true",
+        help=f"explain every prediction in the results (at most "
+        f"{MAX_EXPLAINED_TEXTS_PER_MESSAGE} texts a message)",
+    )
     submit.add_argument(
         "--texts-per-message",
         type=int,
@@ -168,6 +179,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 progress=advance,
                 warn=warn,
                 file_options=file_options(args),
+                explain=args.explain,
             )
         )
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,12 @@ from maas.cli.common import (
     open_store,
     print_json,
 )
-from maas.core.limits import MAX_TEXT_CHARS, check_text
+from maas.core.explain import MIN_MAX_INVOKES, TokenContribution, character_weights
+from maas.core.limits import EXPLAIN_MAX_INVOKES, MAX_TEXT_CHARS, check_text
 from maas.errors import BadData, InvalidInput
 
 if TYPE_CHECKING:
-    from maas.core.classifier import Classifier
+    from maas.core.classifier import Classifier, Prediction
 
 
 def add_parsers(commands: Any) -> None:
@@ -36,7 +38,25 @@ def add_parsers(commands: Any) -> None:
     predict.add_argument(
         "text", nargs="*", metavar="TEXT", help="texts, or '-' to read one per line from stdin"
     )
-    predict.set_defaults(func=run_predict)
+    add_explain_options(predict)
+    predict.set_defaults(func=run_predict, explain=False)
+
+    explain = command(
+        commands,
+        "explain",
+        "which words made each decision (maas predict --explain)",
+        "Classify texts and show which tokens made each decision: every token's contribution "
+        "to the predicted label's probability, by leaving it out (leave-one-out). On a "
+        "terminal, the texts in colour (green: for the label, red: against); else, or with "
+        "--json, one JSON line per text.",
+    )
+    explain.add_argument("--store", metavar="URI", help=STORE_HELP)
+    explain.add_argument("--model", required=True, help=MODEL_HELP)
+    explain.add_argument(
+        "text", nargs="*", metavar="TEXT", help="texts, or '-' to read one per line from stdin"
+    )
+    add_explain_options(explain, always=True)
+    explain.set_defaults(func=run_predict, explain=True)
 
     evaluate = command(
         commands, "evaluate", "accuracy and macro-F1 of a published model on labelled data"
@@ -53,6 +73,28 @@ def add_parsers(commands: Any) -> None:
     add_file_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     evaluate.set_defaults(func=run_evaluate)
+
+
+def add_explain_options(parser: argparse.ArgumentParser, always: bool = False) -> None:
+    if not always:
+        parser.add_argument(
+            "--explain",
+            action="store_true",
+            help="also show which tokens made each decision (as `maas explain`)",
+        )
+    parser.add_argument(
+        "--max-invokes",
+        type=int,
+        default=EXPLAIN_MAX_INVOKES,
+        metavar="N",
+        help="model invokes one explained text may cost; longer texts are explained by "
+        "groups of tokens",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON lines even on a terminal (what is printed when stdout is not a terminal)",
+    )
 
 
 def open_classifier(model: str, store: str | None) -> Classifier:
@@ -74,13 +116,77 @@ def run_predict(args: argparse.Namespace) -> int:
     for number, text in enumerate(texts, 1):  # the rule HTTP and the queue apply
         if problem := check_text(text, MAX_TEXT_CHARS):
             raise InvalidInput(f"text {number} {problem.message}", code=problem.code)
+    if args.max_invokes < MIN_MAX_INVOKES:
+        raise InvalidInput(f"--max-invokes must be at least {MIN_MAX_INVOKES}")
     classifier = open_classifier(args.model, args.store)
-    for text, prediction in zip(texts, classifier.predict(texts), strict=True):
+    predictions = classifier.predict(texts, explain=args.explain, max_invokes=args.max_invokes)
+    readable = args.explain and not args.json and sys.stdout.isatty()
+    for text, prediction in zip(texts, predictions, strict=True):
+        if readable and prediction.explanation:
+            print(explained_view(text, prediction, classifier, colour=use_colour()))
+            continue
         print_json(
             {"model": {"name": classifier.name, "version": classifier.version}, "text": text}
             | prediction.to_dict()
         )
     return 0
+
+
+def use_colour() -> bool:
+    """Colour on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+_FOR, _AGAINST = "32", "31"  # green, red
+MOST = 5  # tokens listed on each side
+
+
+def explained_view(text: str, prediction: Prediction, classifier: Classifier, colour: bool) -> str:
+    """A prediction and its explanation for people: the text with each character coloured by
+    its share of the contributions (bold: among the strongest), the tokens that count most
+    for and against the label, and the totals."""
+    explanation = prediction.explanation
+    assert explanation is not None
+    weights = character_weights(len(text), explanation.tokens)
+    peak = max((abs(w) for w in weights), default=0.0) or 1.0
+
+    def paint(piece: str, weight: float) -> str:
+        strength = abs(weight) / peak
+        if not colour or strength < 0.15:
+            return piece
+        code = _FOR if weight > 0 else _AGAINST
+        return f"\x1b[{'1;' if strength >= 0.5 else ''}{code}m{piece}\x1b[0m"
+
+    body = "".join(paint(char, weight) for char, weight in zip(text, weights, strict=True))
+    ranked = sorted(explanation.tokens, key=lambda t: t.contribution, reverse=True)
+
+    def listed(tokens: list[TokenContribution]) -> str:
+        return "  ".join(f"{text[t.start : t.end]} {t.contribution:+.3f}" for t in tokens) or "-"
+
+    supporting = [t for t in ranked if t.contribution > 0][:MOST]
+    opposing = [t for t in reversed(ranked) if t.contribution < 0][:MOST]
+    grouping = (
+        f", groups of {explanation.tokens_per_group} tokens"
+        if explanation.tokens_per_group > 1
+        else ""
+    )
+    unread = (
+        f"; {explanation.unread_tokens} tokens past what the model reads"
+        if explanation.unread_tokens
+        else ""
+    )
+    return "\n".join(
+        [
+            f"{prediction.label} {prediction.score * 100:.1f} %  "
+            f"({classifier.name}:{classifier.version})",
+            f"  {body}",
+            f"  for {prediction.label}: {listed(supporting)}",
+            f"  against: {listed(opposing)}",
+            f"  sum of contributions {explanation.total:+.3f}; with no token at all "
+            f"{explanation.without_tokens:.3f} ({explanation.method}, "
+            f"{explanation.invokes} invokes{grouping}){unread}",
+        ]
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

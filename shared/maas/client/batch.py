@@ -58,6 +58,7 @@ from maas.client.sqs import (
     utf8_size,
 )
 from maas.core.limits import (
+    MAX_EXPLAINED_TEXTS_PER_MESSAGE,
     MAX_ID_CHARS,
     MAX_TEXT_CHARS,
     MAX_TEXTS_PER_MESSAGE,
@@ -228,12 +229,15 @@ def pack(
     model: str | None = None,
     texts_per_message: int = MAX_TEXTS_PER_MESSAGE,
     max_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    explain: bool = False,
 ) -> Iterator[Message]:
-    """Messages `{"id", "batch", "model"?, "texts", "ids"}` of consecutive texts, each with at
-    most `texts_per_message` texts and at most `max_bytes` bytes of body."""
+    """Messages `{"id", "batch", "model"?, "explain"?, "texts", "ids"}` of consecutive texts,
+    each with at most `texts_per_message` texts and at most `max_bytes` bytes of body."""
     head: dict[str, Any] = {"id": "", "batch": batch_id}
     if model:
         head["model"] = model
+    if explain:
+        head["explain"] = True
 
     def build(seq: int, chunk: list[InputText]) -> Message:
         message_id = f"{batch_id}-{seq:06d}"
@@ -286,12 +290,15 @@ def submit(
     backoff: float = 0.1,
     home: Path | None = None,
     file_options: FileOptions = AUTO,
+    explain: bool = False,
 ) -> BatchRecord:
     """Send every text of `data` (CSV or JSONL) to the queue; returns the batch's record.
 
     Ids: see `read_input`. `results_uri` is where the queue function writes (default
     `$MAAS_RESULTS`). `progress(texts sent, texts to send)` is called as SQS accepts them.
-    `home`: where the batch is recorded (default `$MAAS_HOME`, then `.maas`)."""
+    `home`: where the batch is recorded (default `$MAAS_HOME`, then `.maas`). `explain`: the
+    queue function explains every prediction (then at most MAX_EXPLAINED_TEXTS_PER_MESSAGE
+    texts go in a message)."""
     if model:
         ModelRef.parse(model)  # refuse a malformed reference before sending anything
     if texts_per_message < 1:
@@ -344,8 +351,13 @@ def submit(
             sendable,
             record.id,
             model=model,
-            texts_per_message=texts_per_message,
+            texts_per_message=(
+                min(texts_per_message, MAX_EXPLAINED_TEXTS_PER_MESSAGE)
+                if explain
+                else texts_per_message
+            ),
             max_bytes=max_bytes,
+            explain=explain,
         )
     )
     where = {item_id: m.id for m in messages for item_id in m.ids}

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from maas.core import explain as explaining
 from maas.core import manifest as artifact
 from maas.core import probe
+from maas.core.explain import DEFAULT_MAX_INVOKES, Explanation
 from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS, BucketKind, Manifest
-from maas.core.tokenizer import PAD_ID, Tokenizer
+from maas.core.tokenizer import OOV_ID, PAD_ID, Tokenizer
 from maas.errors import GoldenMismatch, IntegrityError, ModelCrashed
 
 
@@ -76,13 +78,17 @@ class Prediction:
     label: str
     score: float
     scores: dict[str, float]
+    explanation: Explanation | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "label": self.label,
             "score": round(self.score, 6),
             "scores": {label: round(p, 6) for label, p in self.scores.items()},
         }
+        if self.explanation is not None:
+            out["explanation"] = self.explanation.to_dict()
+        return out
 
 
 def _padding_states(step: _Model, count: int) -> list[tuple[Any, Any]]:
@@ -242,6 +248,31 @@ class Classifier:
             return np.hstack([1.0 - out, out])
         return out
 
+    def probabilities_from_ids(self, ids: list[int]) -> npt.NDArray[np.float32]:
+        """One text's probabilities per label from its ids (at most what the model reads),
+        computed exactly as `probabilities` computes them."""
+        out = self._read(ids, self._pre)[0][0]
+        if not np.isfinite(out).all():
+            raise ModelCrashed(f"{self.name}:{self.version} produced non-finite probabilities")
+        if self._binary:
+            return np.array([1.0 - out[0], out[0]], dtype=np.float32)
+        return np.asarray(out, dtype=np.float32)
+
+    def explain(self, text: str, max_invokes: int = DEFAULT_MAX_INVOKES) -> Explanation:
+        """Leave-one-out token attributions for the label this text is given
+        (maas.core.explain): the tokens the model reads, with their spans in `text`."""
+        spans, unread = self.tokenizer.read_spans(text, self._length)
+        ids = self.tokenizer.ids_of([span.token for span in spans])
+        return explaining.explain(
+            self.probabilities_from_ids,
+            self.labels,
+            spans,
+            ids,
+            known=[i != OOV_ID for i in ids],
+            unread=unread,
+            max_invokes=max_invokes,
+        )
+
     def _read(self, ids: list[int], pre: bool) -> Any:
         for length, bucket, state in self._buckets:
             if len(ids) <= length:
@@ -262,7 +293,10 @@ class Classifier:
         n = min(len(self.tokenizer.to_ids(text)), self._length)
         return next((length for length, _, _ in self._buckets if n <= length), self._length)
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], *, explain: bool = False, max_invokes: int = DEFAULT_MAX_INVOKES
+    ) -> list[Prediction]:
+        """Labels with probabilities; with `explain`, each with its token attributions."""
         probabilities = self.probabilities(texts)
         best = probabilities.argmax(axis=1)
         return [
@@ -273,6 +307,7 @@ class Classifier:
                     label: float(p)
                     for label, p in zip(self.labels, probabilities[row], strict=True)
                 },
+                explanation=self.explain(texts[row], max_invokes) if explain else None,
             )
             for row in range(len(texts))
         ]

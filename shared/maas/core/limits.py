@@ -31,17 +31,33 @@ SQS_BATCH_ENTRIES = 10
 MAX_ID_CHARS = 256
 """Longest message, batch or text id."""
 
+MAX_EXPLAINED_TEXTS_PER_REQUEST = 16
+"""Most texts in one HTTP request with `"explain": true`: each costs up to
+`EXPLAIN_MAX_INVOKES` invokes instead of one."""
+
+MAX_EXPLAINED_TEXTS_PER_MESSAGE = 100
+"""Most texts in one queue message with `"explain": true`."""
+
+EXPLAIN_MAX_INVOKES = 128
+"""Invokes one explained text may cost (maas.core.explain): longer texts are explained by
+groups of tokens."""
+
 
 @dataclass(frozen=True)
 class Limits:
-    """The limits one function enforces: texts per request or message, characters per text."""
+    """The limits one function enforces: texts per request or message, characters per text,
+    explained texts per request or message and invokes per explained text."""
 
     max_texts: int = MAX_TEXTS_PER_REQUEST
     max_text_chars: int = MAX_TEXT_CHARS
+    max_explained_texts: int = MAX_EXPLAINED_TEXTS_PER_REQUEST
+    explain_max_invokes: int = EXPLAIN_MAX_INVOKES
 
     def __post_init__(self) -> None:
-        if self.max_texts < 1 or self.max_text_chars < 1:
+        if min(self.max_texts, self.max_text_chars, self.max_explained_texts) < 1:
             raise ValueError("limits must be positive")
+        if self.explain_max_invokes < 3:
+            raise ValueError("an explained text needs at least 3 invokes")
 
     @property
     def max_body_bytes(self) -> int:

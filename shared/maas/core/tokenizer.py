@@ -11,6 +11,7 @@ rather than one token.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -177,6 +178,90 @@ def _suffix_tokens(piece: str, spec: TokenizerSpec) -> list[str]:
     return found
 
 
+class TokenSpan(NamedTuple):
+    """A token and where it came from: `text[start:end]` (code points of the original text,
+    before normalization) is what became `token`."""
+
+    token: str
+    start: int
+    end: int
+
+
+def _clusters(text: str) -> Iterator[tuple[int, int]]:
+    """A character with the combining marks after it: the pieces that normalization maps on
+    their own (NFKC composes a letter with its marks, never across a new base character)."""
+    start = 0
+    for i in range(1, len(text) + 1):
+        if i == len(text) or not unicodedata.combining(text[i]):
+            yield start, i
+            start = i
+
+
+@functools.lru_cache(maxsize=8192)
+def _piece(char: str, lowercase: bool) -> str:
+    normalized = unicodedata.normalize("NFKC", char)
+    return normalized.casefold() if lowercase else normalized
+
+
+def _aligned(text: str, spec: TokenizerSpec) -> tuple[str, list[int], list[int]]:
+    """The normalized text, and for each of its characters the span [start, end) of the
+    original text it came from.
+
+    Pieces are normalized one by one and their results concatenated. Where that is not the
+    normalization of the whole text (rare: Hangul jamo compose across base characters), the
+    pieces grow to runs between whitespace, then to the whole text - spans get coarser, never
+    wrong."""
+    whole = _normalized(text, spec)
+    if text.isascii():  # NFKC leaves ASCII alone and case folding keeps its length
+        return whole, list(range(len(text))), list(range(1, len(text) + 1))
+    # character by character (cached): right whenever it gives the whole text's normalization
+    parts = list(map(_piece, text, repeat(spec.lowercase)))
+    if "".join(parts) == whole and len(whole) == len(text) and "" not in parts:
+        return whole, list(range(len(text))), list(range(1, len(text) + 1))
+    whitespace = [(m.start(), m.end()) for m in re.finditer(r"\s+|\S+", text)]
+    for pieces in (_clusters(text), whitespace, [(0, len(text))]):
+        starts: list[int] = []
+        ends: list[int] = []
+        joined: list[str] = []
+        for a, b in pieces:
+            part = _piece(text[a], spec.lowercase) if b - a == 1 else _normalized(text[a:b], spec)
+            joined.append(part)
+            starts += [a] * len(part)
+            ends += [b] * len(part)
+        if "".join(joined) == whole:
+            return whole, starts, ends
+    raise AssertionError("unreachable: the whole text is one piece")  # pragma: no cover
+
+
+def token_spans(text: str, spec: TokenizerSpec) -> list[TokenSpan]:
+    """`tokens(text)` with the span of the original text each came from, in the same order.
+    An n-gram of a script without spaces spans its n characters (neighbouring n-grams
+    overlap); a word spans the characters it was normalized from."""
+    normalized, starts, ends = _aligned(text, spec)
+    found: list[TokenSpan] = []
+    ngrams = spec.cjk_ngrams
+    for match in _TOKEN_RE.finditer(normalized):
+        run, word = match.groups()
+        at = match.start()
+        if word:
+            found.append(TokenSpan(word, starts[at], ends[match.end() - 1]))
+            continue
+        size = len(run)
+        if ngrams == (1, 2) and size > 1:  # the default, interleaved by slicing as in tokens()
+            first, last = starts[at : at + size], ends[at : at + size]
+            unit_starts, unit_ends = [0] * (2 * size - 1), [0] * (2 * size - 1)
+            unit_starts[0::2], unit_starts[1::2] = first, first[:-1]
+            unit_ends[0::2], unit_ends[1::2] = last, last[1:]
+            found += map(TokenSpan, _no_space_units(run, ngrams), unit_starts, unit_ends)
+            continue
+        for i in range(size):
+            for n in ngrams:
+                if i + n <= size:
+                    unit = run[i : i + n]
+                    found.append(TokenSpan(unit, starts[at + i], ends[at + i + n - 1]))
+    return found
+
+
 def iter_tokens(text: str, spec: TokenizerSpec) -> Iterator[str]:
     """Yield the tokens of `text` in order (see `tokens`)."""
     return iter(tokens(text, spec))
@@ -212,12 +297,42 @@ class Tokenizer:
     def tokenize(self, text: str) -> list[str]:
         return tokens(text, self.spec)
 
+    def token_spans(self, text: str) -> list[TokenSpan]:
+        """Every token of `text` with the span of the original text it came from."""
+        return token_spans(text, self.spec)
+
+    def read_spans(self, text: str, limit: int) -> tuple[list[TokenSpan], int]:
+        """The spans of the tokens a model of `limit` steps reads (`kept_tokens`), and how
+        many tokens of the text it does not read - tokenizing with spans only as much of a
+        long text as those tokens need (a growing prefix or suffix, as `kept_tokens` does;
+        checked against `kept_tokens`, so the result is the same as for the whole text)."""
+        kept = kept_tokens(text, self.spec, limit)
+        unread = len(tokens(text, self.spec)) - len(kept) if len(kept) == limit else 0
+        keep_head = self.spec.truncating == "post"
+        size = max(MIN_FIRST_WINDOW, FIRST_WINDOW_PER_TOKEN * limit)
+        while True:
+            start = 0 if keep_head else max(0, len(text) - size)
+            while 0 < start < len(text) and unicodedata.combining(text[start]):
+                start += 1
+            end = min(len(text), size) if keep_head else len(text)
+            spans = token_spans(text[start:end], self.spec)
+            spans = spans[:limit] if keep_head else spans[max(0, len(spans) - limit) :]
+            if [span.token for span in spans] == kept or size >= len(text):
+                break
+            size *= 4
+        if start:
+            spans = [TokenSpan(s.token, s.start + start, s.end + start) for s in spans]
+        return spans, unread
+
+    def ids_of(self, found: Sequence[str]) -> list[int]:
+        """The ids of tokens (OOV_ID for a token outside the vocabulary)."""
+        return list(map(self._index.get, found, repeat(OOV_ID)))
+
     def to_ids(self, text: str) -> list[int]:
         """The ids of `text`, truncated to `max_length` on the configured side (and only as
         much of the text tokenized as that needs: `kept_tokens`)."""
-        found = kept_tokens(text, self.spec, self.spec.max_length)
         # dict.get(token, OOV_ID) for every token, looped in C
-        return list(map(self._index.get, found, repeat(OOV_ID)))
+        return self.ids_of(kept_tokens(text, self.spec, self.spec.max_length))
 
     def encode(self, texts: Sequence[str], length: int | None = None) -> npt.NDArray[np.int32]:
         """A padded int32 matrix of shape (len(texts), length or max_length)."""

@@ -257,17 +257,25 @@ class HttpFunction:
             raise error
         texts = request.all_texts()
         started = time.perf_counter()
-        classifier, predictions = self.service.predict(texts, unquote(name))
+        classifier, predictions = self.service.predict(
+            texts,
+            unquote(name),
+            explain=request.explain,
+            max_invokes=self.runtime.settings.limits.explain_max_invokes,
+        )
         latency_ms = (time.perf_counter() - started) * 1000
         self.runtime.tracer.put_annotation("model", f"{classifier.name}:{classifier.version}")
         self.metrics.add_metric("Predictions", MetricUnit.Count, len(texts))
         self.metrics.add_metric("PredictLatency", MetricUnit.Milliseconds, latency_ms)
+        if request.explain:
+            self.metrics.add_metric("ExplainedTexts", MetricUnit.Count, len(texts))
         self.logger.info(
             "predicted",
             model=classifier.name,
             version=classifier.version,
             texts=len(texts),
             chars=sum(map(len, texts)),
+            explained=request.explain,
             latency_ms=round(latency_ms, 2),
         )
         return PredictResponse.build(classifier.name, classifier.version, predictions)

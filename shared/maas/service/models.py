@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maas.core.classifier import Classifier, Prediction
+from maas.core.limits import EXPLAIN_MAX_INVOKES
 from maas.errors import (
     ErrorCode,
     InvalidInput,
@@ -136,10 +137,15 @@ class ModelService:
         return classifier
 
     def predict(
-        self, texts: Sequence[str], ref: str | None = None
+        self,
+        texts: Sequence[str],
+        ref: str | None = None,
+        *,
+        explain: bool = False,
+        max_invokes: int = EXPLAIN_MAX_INVOKES,
     ) -> tuple[Classifier, list[Prediction]]:
         classifier = self.classifier(ref)
-        return classifier, classifier.predict(texts)
+        return classifier, classifier.predict(texts, explain=explain, max_invokes=max_invokes)
 
     def loaded(self, ref: str | None = None) -> Classifier | None:
         """The classifier a reference currently points at if it is loaded; no store I/O."""

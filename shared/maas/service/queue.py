@@ -75,7 +75,12 @@ class QueueFunction:
         digest = _body_sha256(record)
         try:
             texts = message.all_texts()
-            classifier, predictions = self.service.predict(texts, message.model)
+            classifier, predictions = self.service.predict(
+                texts,
+                message.model,
+                explain=message.explain,
+                max_invokes=self.runtime.settings.limits.explain_max_invokes,
+            )
             result = self._result(message, record, classifier, predictions, digest)
             written = self.sink.put_result(message.id, result)
             if not written:
@@ -94,6 +99,8 @@ class QueueFunction:
         self.metrics.add_metric("MessagesProcessed", MetricUnit.Count, 1)
         if written:
             self.metrics.add_metric("TextsClassified", MetricUnit.Count, len(texts))
+            if message.explain:
+                self.metrics.add_metric("ExplainedTexts", MetricUnit.Count, len(texts))
         else:
             self.metrics.add_metric("DuplicateMessages", MetricUnit.Count, 1)
             self.logger.info("duplicate delivery: the first result stands", id=message.id)

@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -154,14 +155,25 @@ def _exactly_one_of_text_and_texts(schema: dict[str, Any]) -> None:
     schema["oneOf"] = [{"required": ["text"]}, {"required": ["texts"]}]
 
 
+def _explain_description(schema: dict[str, Any]) -> None:
+    limits = current_limits()
+    schema["description"] = (
+        "Also explain each prediction: every token the model reads, with its span in the "
+        "text and its contribution to the predicted label's probability (leave-one-out: "
+        f"up to {limits.explain_max_invokes} model invokes a text instead of one). At most "
+        f"{limits.max_explained_texts} texts when explaining."
+    )
+
+
 class _TextsInput(BaseModel):
-    """Exactly one of `text` and `texts`."""
+    """Exactly one of `text` and `texts`; optionally explained."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of_text_and_texts)
 
     # repr=False: a user's text never reaches a log through a repr
     text: Text | None = Field(default=None, repr=False)
     texts: Texts | None = Field(default=None, repr=False)
+    explain: StrictBool = Field(default=False, json_schema_extra=_explain_description)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> _TextsInput:
@@ -171,6 +183,15 @@ class _TextsInput(BaseModel):
             raise PydanticCustomError(
                 str(ErrorCode.BOTH_TEXT_AND_TEXTS), "send either 'text' or 'texts', not both"
             )
+        if self.explain and self.texts is not None:
+            limit = current_limits().max_explained_texts
+            if len(self.texts) > limit:
+                raise PydanticCustomError(
+                    str(ErrorCode.TOO_MANY_EXPLAINED_TEXTS),
+                    "explain is limited to {limit} texts; this request has {count}: send "
+                    "fewer texts, or leave explain out",
+                    {"count": len(self.texts), "limit": limit},
+                )
         return self
 
     def all_texts(self) -> list[str]:
@@ -179,7 +200,11 @@ class _TextsInput(BaseModel):
 
 def _predict_schema(schema: dict[str, Any]) -> None:
     _exactly_one_of_text_and_texts(schema)
-    schema["examples"] = [{"text": "房间很干净 服务也很好"}, {"texts": ["很好", "太差了"]}]
+    schema["examples"] = [
+        {"text": "房间很干净 服务也很好"},
+        {"texts": ["很好", "太差了"]},
+        {"text": "房间很干净 服务也很好", "explain": True},
+    ]
 
 
 class PredictRequest(_TextsInput):
@@ -254,10 +279,48 @@ class ModelId(BaseModel):
     version: str
 
 
+class TokenContributionOut(BaseModel):
+    token: str = Field(description="The token as the model reads it (normalized, case-folded).")
+    start: int = Field(ge=0, description="Where it starts in the text (Unicode code points).")
+    end: int = Field(ge=0, description="Where it ends: text[start:end] became the token.")
+    contribution: float = Field(
+        description="How much the label's probability drops without this token (negative: "
+        "it speaks against the label)."
+    )
+    known: bool = Field(
+        default=True,
+        exclude_if=lambda known: known,
+        description="False: not in the model's vocabulary (read as the unknown token).",
+    )
+
+
+class ExplanationOut(BaseModel):
+    method: str = Field(description="leave-one-out")
+    label: str = Field(description="The label explained: the predicted one.")
+    probability: float = Field(description="Its probability with every token read.")
+    without_tokens: float = Field(description="Its probability with no token at all.")
+    sum: float = Field(description="The sum of the contributions.")
+    tokens: list[TokenContributionOut] = Field(
+        description="The tokens the model reads, in order; n-grams of scripts written without "
+        "spaces overlap."
+    )
+    invokes: int = Field(description="Model invokes this explanation cost.")
+    tokens_per_group: int = Field(
+        description="1: each token left out on its own; N: a long text was explained by "
+        "groups of N tokens, each token of a group given an equal share."
+    )
+    unread_tokens: int = Field(description="Tokens past what the model reads (no contribution).")
+
+
 class PredictionOut(BaseModel):
     label: str = Field(description="The most probable label.")
     score: float = Field(description="Its probability.")
     scores: dict[str, float] = Field(description="The probability of every label.")
+    explanation: ExplanationOut | None = Field(
+        default=None,
+        exclude_if=lambda explanation: explanation is None,
+        description='Present when the request asked for "explain": true.',
+    )
 
 
 class PredictResponse(BaseModel):
@@ -284,6 +347,9 @@ class ModelInfo(BaseModel):
     created_at: str | None = None
     published_at: str | None = None
     runtime: str
+    explain: bool = Field(
+        default=True, description='Whether predict accepts "explain": true for this model.'
+    )
 
 
 class ModelSummary(BaseModel):
@@ -366,6 +432,7 @@ CUSTOM_CODES = frozenset(
         ErrorCode.EMPTY_TEXT,
         ErrorCode.TEXT_TOO_LONG,
         ErrorCode.TOO_MANY_TEXTS,
+        ErrorCode.TOO_MANY_EXPLAINED_TEXTS,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_BATCH,
         ErrorCode.INVALID_MODEL_REFERENCE,
@@ -374,7 +441,12 @@ CUSTOM_CODES = frozenset(
     }
 )
 _WRONG_TYPE = ("_type", "_parsing")
-_EXPECTED = {"string_type": "a string", "list_type": "an array", "model_type": "an object"}
+_EXPECTED = {
+    "string_type": "a string",
+    "list_type": "an array",
+    "model_type": "an object",
+    "bool_type": "true or false",
+}
 
 
 MAX_LISTED_PROBLEMS = 20

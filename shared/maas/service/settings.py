@@ -13,6 +13,8 @@ argument always beats the environment (`ServiceSettings(store=...)`, or `from_en
 | `MAAS_MAX_MODELS` | 8 | classifiers kept loaded in one process |
 | `MAAS_MAX_TEXTS` | 64 (HTTP) / 1000 (queue) | texts per request / per message |
 | `MAAS_MAX_TEXT_CHARS` | 10000 | characters per text |
+| `MAAS_MAX_EXPLAINED_TEXTS` | 16 (HTTP) / 100 (queue) | texts a request / message explains |
+| `MAAS_EXPLAIN_MAX_INVOKES` | 128 | model invokes one explained text may cost |
 | `MAAS_RESULTS` | `.maas/results` | the queue function's results sink |
 | `MAAS_SIGNING_KEY` | `$XDG_CONFIG_HOME/maas/signing.key` | the key versions are verified with |
 | `MAAS_UI` | off | `true`: the HTTP function also serves the playground and Swagger UI |
@@ -31,6 +33,9 @@ from typing import Any, Literal
 
 from maas.core.limits import (
     DEFAULT_LIMITS,
+    EXPLAIN_MAX_INVOKES,
+    MAX_EXPLAINED_TEXTS_PER_MESSAGE,
+    MAX_EXPLAINED_TEXTS_PER_REQUEST,
     MAX_TEXT_CHARS,
     MAX_TEXTS_PER_MESSAGE,
     MAX_TEXTS_PER_REQUEST,
@@ -51,6 +56,10 @@ DEFAULT_RESULTS = ".maas/results"
 DEFAULT_MAX_TEXTS: dict[Function, int] = {
     "http": MAX_TEXTS_PER_REQUEST,
     "queue": MAX_TEXTS_PER_MESSAGE,
+}
+DEFAULT_MAX_EXPLAINED_TEXTS: dict[Function, int] = {
+    "http": MAX_EXPLAINED_TEXTS_PER_REQUEST,
+    "queue": MAX_EXPLAINED_TEXTS_PER_MESSAGE,
 }
 
 
@@ -97,6 +106,12 @@ class ServiceSettings:
             limits=Limits(
                 max_texts=read.number("MAAS_MAX_TEXTS", int, DEFAULT_MAX_TEXTS[function], 1),
                 max_text_chars=read.number("MAAS_MAX_TEXT_CHARS", int, MAX_TEXT_CHARS, 1),
+                max_explained_texts=read.number(
+                    "MAAS_MAX_EXPLAINED_TEXTS", int, DEFAULT_MAX_EXPLAINED_TEXTS[function], 1
+                ),
+                explain_max_invokes=read.number(
+                    "MAAS_EXPLAIN_MAX_INVOKES", int, EXPLAIN_MAX_INVOKES, 3
+                ),
             ),
             results=read.text("MAAS_RESULTS") or DEFAULT_RESULTS,
             metrics_namespace=read.text("POWERTOOLS_METRICS_NAMESPACE") or "maas",

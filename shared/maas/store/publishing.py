@@ -9,7 +9,7 @@ from pathlib import Path
 
 from maas.core import manifest as artifact
 from maas.core.classifier import Classifier
-from maas.core.manifest import Manifest
+from maas.core.manifest import CROSS_RUNTIME_TOLERANCE, GoldenExample, Manifest, RecordedFrom
 from maas.errors import IntegrityError, QualityGateFailed
 from maas.store.registry import ModelStore, UploadProgress
 
@@ -21,7 +21,11 @@ class Verified:
     files: list[str]
 
 
-def verify_artifact(directory: str | Path, allow_quality_drop: bool = False) -> Verified:
+def verify_artifact(
+    directory: str | Path, allow_quality_drop: bool = False, *, adopt: bool = False
+) -> Verified:
+    """Check an artifact as publishing needs it; with `adopt`, golden examples recorded by
+    another runtime are re-recorded by this one first (`adopt_serving_runtime`)."""
     manifest = artifact.read_manifest(directory)
     artifact.verify_files(directory, manifest)
     gate = manifest.quality_gate
@@ -32,8 +36,40 @@ def verify_artifact(directory: str | Path, allow_quality_drop: bool = False) -> 
             f"{directory}: the quantized model is {how_far} below float (limit "
             f"{limit * 100:.0f}); pass --allow-quality-drop to publish it anyway"
         )
+    if adopt:
+        adopt_serving_runtime(directory)
     classifier = Classifier.open(directory)
     worst = classifier.verify_golden()
+    return Verified(classifier.runtime, worst, sorted(manifest.files))
+
+
+def adopt_serving_runtime(directory: str | Path) -> Verified:
+    """Re-record an unpublished artifact's golden examples with this process's interpreter
+    (the serving runtime) when another one recorded them (the training job's LiteRT).
+
+    The two agree to ~1e-3 on most models but not on all (their hybrid LSTM kernels round
+    differently), so golden examples checked at 1e-3 must come from the runtime that serves.
+    A difference beyond CROSS_RUNTIME_TOLERANCE is no rounding: the model is refused. The
+    difference found is kept in the manifest (`golden.recorded_from`)."""
+    manifest = artifact.read_manifest(directory)
+    artifact.verify_files(directory, manifest)
+    classifier = Classifier.open(directory)
+    golden = manifest.golden
+    if golden.runtime == classifier.runtime or not golden.examples:
+        return Verified(classifier.runtime, classifier.verify_golden(), sorted(manifest.files))
+    worst = classifier.verify_golden(CROSS_RUNTIME_TOLERANCE)
+    texts = [example.text for example in golden.examples]
+    rerecorded = golden.model_copy(
+        update={
+            "runtime": classifier.runtime,
+            "examples": [
+                GoldenExample(text=text, probabilities=[float(p) for p in row])
+                for text, row in zip(texts, classifier.probabilities(texts), strict=True)
+            ],
+            "recorded_from": RecordedFrom(runtime=golden.runtime, max_abs_diff=worst),
+        }
+    )
+    artifact.write_manifest(directory, manifest.updated(golden=rerecorded))
     return Verified(classifier.runtime, worst, sorted(manifest.files))
 
 
@@ -56,8 +92,9 @@ def publish(
     """Verify an artifact, then publish it as the next version of `name`. With `reuse`, a
     version that already serves exactly this model (the same labels and the same bytes of
     every file serving reads) is used instead of a new one - what makes `make demo`
-    idempotent."""
-    verify_artifact(directory, allow_quality_drop)
+    idempotent. Golden examples another runtime recorded are re-recorded first
+    (`adopt_serving_runtime`), so the functions check them with the runtime that serves."""
+    verify_artifact(directory, allow_quality_drop, adopt=True)
     if reuse and (same := same_model(store, name, artifact.read_manifest(directory))):
         if alias:
             store.promote(name, same, alias)
