@@ -400,12 +400,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 *("--rounds", str(settings.throughput_rounds)),
                 env=function_env(preset, "s3", "queue"),
             )
+            note(f"{preset}: explanations (faithfulness on the test split, latency)")
+            explained = explanations(model, work, settings)
             results["presets"][preset] = {
                 "model": model_facts(model),
                 "cold": cold[preset],
                 "warm": warm,
                 "keras": keras,
                 "throughput": batch,
+                "explain": explained,
             }
 
     note("bundle sizes")
@@ -431,6 +434,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seconds=round(time.perf_counter() - started, 1),
     )
     return results
+
+
+SPLIT_SCRIPT = """
+import json, sys
+from maas.training import splits
+data = splits.load(sys.argv[1], "text", "label", int(sys.argv[3]))
+with open(sys.argv[2], "w", encoding="utf-8") as handle:
+    json.dump(data.test.texts, handle, ensure_ascii=False)
+"""
+
+
+def explanations(model: Model, work: Path, settings: Settings) -> dict[str, Any]:
+    """bench/faithfulness.py on the model's own test split (the training job's seeded split,
+    written by the training environment, which has scikit-learn), in the serving one."""
+    manifest = json.loads((model.artifact / "manifest.json").read_text(encoding="utf-8"))
+    seed = str(manifest.get("hyperparameters", {}).get("seed", 42))
+    texts = work / f"test-texts-{model.preset}.json"
+    subprocess.run(
+        [str(TRAIN_PYTHON), "-c", SPLIT_SCRIPT, str(DATA), str(texts), seed], cwd=REPO, check=True
+    )
+    out = work / "results" / f"explain-{model.preset}.json"
+    command = [str(VENV_PYTHON), str(BENCH / "faithfulness.py"), "--artifact", str(model.artifact)]
+    command += ["--texts", str(texts), "--out", str(out), "--repeats", str(settings.warm_requests)]
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return result
 
 
 def model_facts(model: Model) -> dict[str, Any]:

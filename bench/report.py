@@ -36,6 +36,8 @@ TARGETS = {
     "throughput": 0.70,  # queue handler / bare at least
     "rss_mib": 120.0,
     "bundle_mb": 50.0,
+    "faithfulness": 3.0,  # top-20% deletion drop / random-20% deletion drop at least
+    "explain_added_ms": 20.0,  # an explained 100-token text adds at most
 }
 
 
@@ -96,6 +98,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "tensorflow_warm": data["keras"]["peak_rss_mib"],
             "bare_cold": cold["bare"]["peak_rss_mib"]["median"],
         }
+        if "explain" in data:
+            s["explain"] = data["explain"]
 
     summary["bundle"] = bundle_summary(results["bundle"])
     summary["targets"] = targets(summary)
@@ -170,6 +174,20 @@ def targets(summary: dict[str, Any]) -> dict[str, Any]:
         checks[f"{preset}: handler peak RSS <= 120 MiB"] = _check(
             handler_rss, TARGETS["rss_mib"], "MiB", False
         )
+        if "explain" in s:
+            explained = s["explain"]
+            checks[f"{preset}: top-20% deletion >= 3x random (explanations)"] = _check(
+                explained["comprehensiveness"]["ratio"] or 0.0,
+                TARGETS["faithfulness"],
+                "x random",
+                True,
+            )
+            checks[f"{preset}: explaining 100 tokens adds <= 20 ms"] = _check(
+                explained["latency_100_tokens"]["added_ms"],
+                TARGETS["explain_added_ms"],
+                "ms",
+                False,
+            )
     checks["bundle (layer + HTTP function) <= 50 MB unzipped"] = _check(
         summary["bundle"]["ours_unzipped"] / MB, TARGETS["bundle_mb"], "MB", False
     )
@@ -291,6 +309,24 @@ def table(results: dict[str, Any]) -> str:
             "peak RSS, MiB: "
             + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in s["rss_mib"].items()),
         ]
+        explained = results["presets"][preset].get("explain")
+        if explained:
+            c, lat = explained["comprehensiveness"], explained["latency_100_tokens"]
+            lines += [
+                "",
+                f"### Explanations ({explained['method']}, at most {explained['max_invokes']} "
+                "invokes a text)",
+                "",
+                f"faithfulness on {c['texts']} test texts: deleting the top "
+                f"{c['fraction']:.0%} tokens by attribution lowers the label's probability by "
+                f"{c['top_drop']:.3f}, {c['fraction']:.0%} random tokens by {c['random_drop']:.3f} "
+                f"(mean of {c['random_draws']} draws): {c['ratio']}x; invokes per text median "
+                f"{c['invokes_median']}, max {c['invokes_max']}",
+                f"latency, one text of {lat['tokens']} tokens ({lat['tokens_read']} read, "
+                f"{lat['invokes']} invokes): plain {lat['plain_ms']:.2f} ms, explained "
+                f"{lat['explained_ms']:.2f} ms: +{lat['added_ms']:.2f} ms "
+                f"(median of {lat['repeats']})",
+            ]
     b = summary["bundle"]
     lines += [
         "",

@@ -45,6 +45,12 @@ HTTP: dict[str, tuple[str, str, str, Any]] = {
         f"/models/{MODEL}/predict",
         {"texts": [POSITIVE_2, NEGATIVE, NEGATIVE_2, POSITIVE]},
     ),
+    "predict-explain": (
+        "POST",
+        "/models/{name}/predict",
+        f"/models/{MODEL}/predict",
+        {"text": POSITIVE, "explain": True},
+    ),
     "get-model": ("GET", "/models/{name}", f"/models/{MODEL}", None),
     "health": ("GET", "/health", "/health", None),
     "bad-malformed-json": (

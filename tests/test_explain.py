@@ -120,7 +120,8 @@ def test_a_long_text_is_explained_in_groups_within_the_bound(classifier: Classif
 def test_the_words_it_names_are_the_ones_the_decision_rests_on(classifier: Classifier) -> None:
     """Comprehensiveness on real reviews, in small: deleting the top fifth of the tokens by
     attribution lowers the label's probability more than deleting the bottom fifth."""
-    top, bottom = [], []
+    top: list[float] = []
+    bottom: list[float] = []
     for text in REAL:
         explanation = classifier.explain(text)
         label = classifier.labels.index(explanation.label)
@@ -129,7 +130,9 @@ def test_the_words_it_names_are_the_ones_the_decision_rests_on(classifier: Class
         k = max(1, len(ids) // 5)
         for chosen, drops in ((set(ranked[:k]), top), (set(ranked[-k:]), bottom)):
             kept = [token for i, token in enumerate(ids) if i not in chosen]
-            drops.append(explanation.probability - classifier.probabilities_from_ids(kept)[label])
+            drops.append(
+                explanation.probability - float(classifier.probabilities_from_ids(kept)[label])
+            )
     assert sum(top) > 3 * max(sum(bottom), 0.0) and sum(top) > 0
 
 

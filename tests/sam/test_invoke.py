@@ -45,6 +45,19 @@ def test_predict_many_labels_each_review_in_order(sam_stack: samlocal.LocalStack
 
 
 @pytest.mark.parametrize(("event", "status", "code"), BAD_INPUT)
+def test_an_explained_prediction_names_spans_of_the_text(sam_stack: samlocal.LocalStack) -> None:
+    status, body = invoke_http(sam_stack, "predict-explain")
+    assert status == 200, body
+    text = json.loads(json.loads((HTTP_EVENTS / "predict-explain.json").read_text())["body"])[
+        "text"
+    ]
+    explanation = body["predictions"][0]["explanation"]
+    assert explanation["label"] == body["predictions"][0]["label"] == "positive"
+    assert explanation["tokens"] and all(
+        0 <= t["start"] < t["end"] <= len(text) for t in explanation["tokens"]
+    )
+
+
 def test_bad_input_is_the_documented_client_error(
     sam_stack: samlocal.LocalStack, event: str, status: int, code: str
 ) -> None:

@@ -37,6 +37,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
 from maas.core import jsontext
+from maas.core.limits import MAX_ID_CHARS
 from maas.errors import (
     ErrorCode,
     InternalError,
@@ -63,6 +64,8 @@ from maas.service.schemas import (
 )
 from maas.service.settings import ServiceSettings
 from maas.store.refs import REFERENCE_PATTERN
+
+ROUTING_HEADER = "x-maas-routing-key"
 
 # The HTTP status of each error code; a code not listed is a server error (500).
 _CLIENT_STATUS = {
@@ -256,14 +259,19 @@ class HttpFunction:
         if error := self._not_a_json_object():
             raise error
         texts = request.all_texts()
+        ref = unquote(name)
+        key = self._routing_key()
         started = time.perf_counter()
         classifier, predictions = self.service.predict(
             texts,
-            unquote(name),
+            ref,
             explain=request.explain,
             max_invokes=self.runtime.settings.limits.explain_max_invokes,
+            routing_key=key,
         )
         latency_ms = (time.perf_counter() - started) * 1000
+        self.runtime.version_metrics(classifier, predictions, latency_ms)
+        self.runtime.run_shadow(texts, ref, key, classifier, predictions)
         self.runtime.tracer.put_annotation("model", f"{classifier.name}:{classifier.version}")
         self.metrics.add_metric("Predictions", MetricUnit.Count, len(texts))
         self.metrics.add_metric("PredictLatency", MetricUnit.Milliseconds, latency_ms)
@@ -279,6 +287,16 @@ class HttpFunction:
             latency_ms=round(latency_ms, 2),
         )
         return PredictResponse.build(classifier.name, classifier.version, predictions)
+
+    def _routing_key(self) -> str:
+        """What decides which version of a canaried alias answers: the caller's
+        `X-Maas-Routing-Key` (a user or session id: one caller, one version), else the
+        request's id (each request drawn on its own)."""
+        event = self.app.current_event
+        key = event.headers.get(ROUTING_HEADER)
+        if key:
+            return key[:MAX_ID_CHARS]
+        return str(event.request_context.request_id or "")
 
     def describe(self, name: ModelName) -> ModelInfo:
         return ModelInfo(**self.service.classifier(unquote(name)).describe())

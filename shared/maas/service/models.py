@@ -35,6 +35,7 @@ from maas.service.settings import DEFAULT_ALIAS_TTL, DEFAULT_MAX_MODELS, Service
 from maas.store import signing
 from maas.store.refs import DEFAULT_ALIAS, ModelRef
 from maas.store.registry import ModelStore
+from maas.store.routing import Route
 
 # After a failed re-resolution, how long the previous answer is served before trying again.
 STALE_RETRY_SECONDS = 5.0
@@ -44,8 +45,28 @@ OnLoad = Callable[[Classifier, float], None]
 
 @dataclass
 class _Resolution:
-    version: str
+    route: Route
+    alias: str | None
     expires: float
+
+    @property
+    def version(self) -> str:
+        return self.route.version
+
+
+@dataclass(frozen=True)
+class ShadowReport:
+    """How a shadow version's answers compared with the answers that were returned."""
+
+    name: str
+    version: str  # the shadow's
+    live_version: str
+    texts: int
+    agreed: int
+
+    @property
+    def agreement(self) -> float:
+        return self.agreed / self.texts if self.texts else 1.0
 
 
 class ModelService:
@@ -143,9 +164,37 @@ class ModelService:
         *,
         explain: bool = False,
         max_invokes: int = EXPLAIN_MAX_INVOKES,
+        routing_key: str | None = None,
     ) -> tuple[Classifier, list[Prediction]]:
-        classifier = self.classifier(ref)
+        """Predictions from the version `ref` sends this routing key to (an alias with a
+        canary sends a share of the keys to the canary; without a key, its own version)."""
+        classifier = self.classifier(self.routed(ref, routing_key))
         return classifier, classifier.predict(texts, explain=explain, max_invokes=max_invokes)
+
+    def routed(self, ref: str | None, routing_key: str | None) -> str:
+        """The `name:version` reference that answers `ref` for this routing key."""
+        name, resolution = self._resolution(ref)
+        scope = f"{name}@{resolution.alias}"
+        return f"{name}:{resolution.route.choose(routing_key, scope)}"
+
+    def shadow(
+        self,
+        texts: Sequence[str],
+        ref: str | None,
+        routing_key: str | None,
+        live: Classifier,
+        predictions: Sequence[Prediction],
+    ) -> ShadowReport | None:
+        """Run the alias's shadow version on the same texts when this routing key is in its
+        sample, and compare its labels with the ones returned. Never raises: a shadow that
+        fails must not fail the request (the caller logs None as nothing to report)."""
+        name, resolution = self._resolution(ref)
+        version = resolution.route.shadowed(routing_key, f"{name}@{resolution.alias}")
+        if version is None or version == live.version:
+            return None
+        shadow = self.classifier(f"{name}:{version}").predict(texts)
+        agreed = sum(s.label == p.label for s, p in zip(shadow, predictions, strict=True))
+        return ShadowReport(name, version, live.version, len(texts), agreed)
 
     def loaded(self, ref: str | None = None) -> Classifier | None:
         """The classifier a reference currently points at if it is loaded; no store I/O."""
@@ -161,26 +210,32 @@ class ModelService:
 
     # -- resolution -----------------------------------------------------------------------
     def resolve(self, ref: str | None = None) -> tuple[str, str]:
+        """The (name, version) a reference means: an alias's own version (not its canary)."""
+        name, resolution = self._resolution(ref)
+        return name, resolution.version
+
+    def _resolution(self, ref: str | None) -> tuple[str, _Resolution]:
         parsed = self._parse(ref)
         if parsed.version:
-            return parsed.name, parsed.version
+            return parsed.name, _Resolution(Route(parsed.version), None, float("inf"))
         key = (parsed.name, parsed.alias)
         now = self._clock()
         known = self._resolved.get(key)
         if known and now < known.expires:
-            return parsed.name, known.version
+            return parsed.name, known
         try:
-            version = self._resolve_in_store(parsed)
+            _, route, alias = self.store.resolve_route(parsed, default_alias=self.alias)
         except StoreError:
             if known is None:
                 raise
             known.expires = now + min(self.alias_ttl, STALE_RETRY_SECONDS)
-            return parsed.name, known.version
+            return parsed.name, known
         except ModelNotFound:
             self._resolved.pop(key, None)
             raise
-        self._resolved[key] = _Resolution(version, now + self.alias_ttl)
-        return parsed.name, version
+        resolution = _Resolution(route, alias, now + self.alias_ttl)
+        self._resolved[key] = resolution
+        return parsed.name, resolution
 
     def _parse(self, ref: str | None) -> ModelRef:
         ref = ref or self.default_model
@@ -190,6 +245,3 @@ class ModelService:
                 code=ErrorCode.MISSING_MODEL,
             )
         return ModelRef.parse(ref)
-
-    def _resolve_in_store(self, ref: ModelRef) -> str:
-        return self.store.resolve(ref, default_alias=self.alias)[1]

@@ -14,6 +14,7 @@ tests build theirs the same way.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -75,12 +76,17 @@ class QueueFunction:
         digest = _body_sha256(record)
         try:
             texts = message.all_texts()
+            started = time.perf_counter()
             classifier, predictions = self.service.predict(
                 texts,
                 message.model,
                 explain=message.explain,
                 max_invokes=self.runtime.settings.limits.explain_max_invokes,
+                routing_key=message.id,  # a redelivery meets the same version
             )
+            latency_ms = (time.perf_counter() - started) * 1000
+            self.runtime.version_metrics(classifier, predictions, latency_ms)
+            self.runtime.run_shadow(texts, message.model, message.id, classifier, predictions)
             result = self._result(message, record, classifier, predictions, digest)
             written = self.sink.put_result(message.id, result)
             if not written:

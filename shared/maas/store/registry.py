@@ -6,7 +6,10 @@ Layout under the store's root (the same on both backends)::
     <name>/versions/<n>/<file>          the artifact's files, uploaded first, write-once
     <name>/versions/<n>/manifest.sig    the signature of the manifest (maas.store.signing)
     <name>/versions/<n>/manifest.json   written last, exclusively: the version now exists
-    <name>/aliases/<alias>.json         {"version": "<n>", ...}; the only mutable objects
+    <name>/aliases/<alias>.json         {"version": "<n>", "seq": <k>, ...}; the only mutable
+                                        objects, each change a compare-and-swap
+    <name>/history/<alias>/<k>.json     change k of the alias (who, when, from, to, why),
+                                        written once, after the pointer change it records
 
 A reader only sees versions that have a manifest, so it never sees half a version; no object
 of a version is ever written twice (each is created with "if none match", on S3 too). A store
@@ -24,13 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maas.core import jsontext
 from maas.core import manifest as artifact
 from maas.core.manifest import Manifest
 from maas.errors import (
     IntegrityError,
+    InvalidInput,
     MaasError,
     ModelNotFound,
     NotFound,
@@ -48,11 +52,82 @@ from maas.store.refs import (
     is_version,
     similar,
 )
+from maas.store.routing import Route, Split
 
 if TYPE_CHECKING:
     from maas.core.classifier import Classifier
 
 UploadProgress = Callable[[str, int], None]  # (file name, bytes just sent)
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """One recorded change of an alias (`<name>/history/<alias>/<seq>.json`)."""
+
+    seq: int
+    alias: str
+    action: str  # promote, publish, rollback, delete
+    before: str | None  # the version it pointed at before (None: it did not exist)
+    after: str | None  # the version it points at after (None: deleted)
+    at: str
+    by: str
+    reason: str | None = None
+    # the splits after the change, a guarded promote's numbers
+    details: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "alias": self.alias,
+            "action": self.action,
+            "from": self.before,
+            "to": self.after,
+            "at": self.at,
+            "by": self.by,
+            "reason": self.reason,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> AliasChange:
+        def text(key: str) -> str | None:
+            value = doc.get(key)
+            return None if value is None else str(value)
+
+        seq = doc.get("seq")
+        return cls(
+            seq=seq if isinstance(seq, int) else 0,
+            alias=str(doc.get("alias", "")),
+            action=str(doc.get("action", "")),
+            before=text("from"),
+            after=text("to"),
+            at=str(doc.get("at", "")),
+            by=str(doc.get("by", "")),
+            reason=text("reason"),
+            details=details if isinstance(details := doc.get("details"), dict) else None,
+        )
+
+
+class Keep:
+    """`promote(canary=KEEP)`: leave the alias's split as it is."""
+
+
+KEEP = Keep()
+
+
+def actor() -> str:
+    """Who is changing an alias: $MAAS_ACTOR, else user@host."""
+    import getpass
+    import os
+    import socket
+
+    if os.environ.get("MAAS_ACTOR"):
+        return os.environ["MAAS_ACTOR"]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +218,21 @@ class ModelStore:
     def _pointer(self, name: str, alias: str) -> tuple[str | None, str]:
         """An alias's version (None: the pointer is unreadable) and the pointer's tag (what a
         conditional update compares)."""
+        version, tag, _, _ = self._read_pointer(name, alias)
+        return version, tag
+
+    def route(self, name: str, alias: str) -> Route:
+        """Where an alias sends requests: its version, and its canary and shadow if any."""
+        version, _, _, pointer = self._read_pointer(name, alias)
+        if version is None:
+            raise StoreError(f"{name}@{alias} in {self.uri} does not point at a version")
+        return Route.from_pointer(version, pointer)
+
+    def _read_pointer(
+        self, name: str, alias: str
+    ) -> tuple[str | None, str, int | None, dict[str, Any]]:
+        """`_pointer`, the number of the last recorded change (None: not recorded) and the
+        whole pointer document."""
         check_name(name)
         check_name(alias, "alias")
         try:
@@ -157,8 +247,14 @@ class ModelStore:
             pointer = jsontext.loads(raw, f"{name}@{alias}")
         except MaasError:
             pointer = None
-        version = pointer.get("version") if isinstance(pointer, dict) else None
-        return (str(version) if is_version(version) else None), tag
+        doc: dict[str, Any] = pointer if isinstance(pointer, dict) else {}
+        version, seq = doc.get("version"), doc.get("seq")
+        return (
+            (str(version) if is_version(version) else None),
+            tag,
+            seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+            doc,
+        )
 
     def manifest_bytes(self, name: str, version: str) -> bytes:
         check_name(name)
@@ -203,6 +299,24 @@ class ModelStore:
             if not versions:
                 raise self._no_model(ref.name) from None
             return ref.name, versions[-1]
+
+    def resolve_route(
+        self, ref: ModelRef | str, default_alias: str = DEFAULT_ALIAS
+    ) -> tuple[str, Route, str | None]:
+        """`resolve`, with the alias's whole route (canary, shadow) and the alias it came
+        from (None: a version, or a bare name without that alias: its latest version)."""
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        if ref.version:
+            return ref.name, Route(ref.version), None
+        if ref.alias:
+            return ref.name, self.route(ref.name, ref.alias), ref.alias
+        try:
+            return ref.name, self.route(ref.name, default_alias), default_alias
+        except ModelNotFound:
+            versions = self.versions(ref.name)
+            if not versions:
+                raise self._no_model(ref.name) from None
+            return ref.name, Route(versions[-1]), None
 
     def fetch(
         self,
@@ -290,7 +404,7 @@ class ModelStore:
             self.backend.write(f"{prefix}/{signing.SIGNATURE}", signature, exclusive=True)
         self.backend.write(f"{prefix}/{artifact.MANIFEST}", document, exclusive=True)
         if alias:
-            self.promote(name, version, alias, only_forward=True)
+            self.promote(name, version, alias, only_forward=True, action="publish")
         return version
 
     def _signature(self, name: str, version: str) -> bytes | None:
@@ -313,7 +427,17 @@ class ModelStore:
         raise StoreError(f"could not reserve a new version of {name!r}: too much contention")
 
     def promote(
-        self, name: str, version: str, alias: str, *, only_forward: bool = False
+        self,
+        name: str,
+        version: str,
+        alias: str,
+        *,
+        only_forward: bool = False,
+        action: str = "promote",
+        reason: str | None = None,
+        canary: Split | Keep | None = None,
+        shadow: Split | Keep | None = None,
+        details: dict[str, Any] | None = None,
     ) -> str | None:
         """Point `alias` at an existing version; returns the version it pointed at before.
 
@@ -321,36 +445,190 @@ class ModelStore:
         match" on S3): of two promoters, neither loses the other's update unseen; the one
         that lost reads the new pointer and tries again. `only_forward` (what publish uses):
         leave an alias that already points at a newer version, so concurrent publishes end
-        with the alias on the newest one."""
+        with the alias on the newest one.
+
+        Every change is recorded in the alias's history (`history`): the pointer carries the
+        number of its change, so two promoters can never record the same one.
+
+        `canary` / `shadow`: the alias's splits after the change (None: none; KEEP: as they
+        are). A plain promote ends a canary and a shadow."""
         check_name(name)
         check_version(version)
         check_name(alias, "alias")
         self.manifest(name, version)  # refuses an unknown or unpublished version
+        for split in (canary, shadow):
+            if isinstance(split, Split):
+                if split.version == version:
+                    raise InvalidInput(f"{name}@{alias}: the split names its own version {version}")
+                self.manifest(name, split.version)
         key = f"{name}/aliases/{alias}.json"
         for _ in range(100):
             before: str | None
             tag: str | None
+            current: dict[str, Any]
             try:
-                before, tag = self._pointer(name, alias)
+                before, tag, seq, current = self._read_pointer(name, alias)
             except ModelNotFound:
-                before, tag = None, None
+                before, tag, seq, current = None, None, None, {}
             if only_forward and before is not None and int(before) >= int(version):
                 return before
-            pointer = json.dumps({"version": version, "updated_at": _now()}).encode()
+            number = (seq if seq is not None else self._last_change(name, alias)) + 1
+            at = _now()
+            old = Route.from_pointer(before or version, current)
+            route = Route(
+                version,
+                old.canary if isinstance(canary, Keep) else canary,
+                old.shadow if isinstance(shadow, Keep) else shadow,
+            )
+            doc = route.to_pointer() | {"updated_at": at, "seq": number}
+            pointer = json.dumps(doc).encode()
             try:
                 self.backend.replace(key, pointer, tag=tag)
             except VersionConflict:
                 time.sleep(0.01)  # someone else moved it meanwhile: read it again
                 continue
+            recorded = dict(details or {})
+            if route.canary or old.canary:
+                recorded["canary"] = route.canary.to_dict() if route.canary else None
+            if route.shadow or old.shadow:
+                recorded["shadow"] = route.shadow.to_dict() if route.shadow else None
+            self._record(
+                name,
+                AliasChange(
+                    number, alias, action, before, version, at, actor(), reason, recorded or None
+                ),
+            )
             return before
         raise StoreError(f"could not move {name}@{alias}: too much contention")
 
-    def delete_alias(self, name: str, alias: str) -> str:
+    def delete_alias(self, name: str, alias: str, reason: str | None = None) -> str:
         """Remove an alias; returns the version it pointed at. A bare name then means the
-        default alias, or the latest version."""
-        version = self.alias(name, alias)
+        default alias, or the latest version. The deletion is recorded in its history."""
+        version, _, seq, _ = self._read_pointer(name, alias)
+        if version is None:
+            raise StoreError(f"{name}@{alias} in {self.uri} does not point at a version")
         self.backend.delete(f"{name}/aliases/{alias}.json")
+        number = (seq if seq is not None else self._last_change(name, alias)) + 1
+        self._record(
+            name, AliasChange(number, alias, "delete", version, None, _now(), actor(), reason)
+        )
         return version
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def routed_versions(self, name: str) -> dict[str, list[str]]:
+        """Version -> the aliases that can send requests to it (as version, canary, shadow)."""
+        used: dict[str, list[str]] = {}
+        for alias in self.aliases(name):
+            try:
+                route = self.route(name, alias)
+            except StoreError:
+                continue
+            for version in sorted(route.versions, key=int):
+                used.setdefault(version, []).append(alias)
+        return used
+
+    def delete_version(self, name: str, version: str) -> list[str]:
+        """Delete a published version's files; refused while an alias can route to it.
+        The manifest goes first (readers stop seeing the version at once); the claim stays
+        as a tombstone, so the number is never given to another version. Returns the keys
+        deleted."""
+        check_name(name)
+        check_version(version)
+        self.manifest(name, version)  # refuses an unknown version
+        aliases = self.routed_versions(name).get(version)
+        if aliases:
+            raise InvalidInput(
+                f"{name}:{version} is still routed to by "
+                + ", ".join(f"{name}@{a}" for a in aliases)
+                + "; move those aliases first",
+                aliases=aliases,
+            )
+        prefix = f"{name}/versions/{version}"
+        files = [f for f in self.backend.children(prefix) if f != ".claim"]
+        order = [artifact.MANIFEST, *sorted(f for f in files if f != artifact.MANIFEST)]
+        deleted = []
+        for file in order:
+            if file in files:
+                self.backend.delete(f"{prefix}/{file}")
+                deleted.append(f"{prefix}/{file}")
+        return deleted
+
+    def prune(self, name: str, keep: int) -> list[str]:
+        """Delete the oldest published versions beyond the newest `keep`, skipping any an
+        alias routes to. Returns the versions deleted."""
+        if keep < 1:
+            raise InvalidInput("keep at least one version")
+        versions = self.versions(name)
+        routed = self.routed_versions(name)
+        doomed = [v for v in versions[: max(0, len(versions) - keep)] if v not in routed]
+        for version in doomed:
+            self.delete_version(name, version)
+        return doomed
+
+    # -- alias history ----------------------------------------------------------------------
+    def history(self, name: str, alias: str) -> list[AliasChange]:
+        """Every recorded change of an alias, oldest first."""
+        check_name(name)
+        check_name(alias, "alias")
+        self.require(name)
+        changes = []
+        for entry in self.backend.children(f"{name}/history/{alias}"):
+            number = entry.removesuffix(".json")
+            if not (entry.endswith(".json") and number.isdigit()):
+                continue
+            raw = self.backend.read(f"{name}/history/{alias}/{entry}", ALIAS_BYTES)
+            try:
+                doc = jsontext.loads(raw, f"{name}@{alias} change {number}")
+            except MaasError:
+                continue
+            if isinstance(doc, dict):
+                changes.append(AliasChange.from_dict(doc))
+        return sorted(changes, key=lambda change: change.seq)
+
+    def rollback(
+        self, name: str, alias: str, *, to: str | None = None, reason: str | None = None
+    ) -> tuple[str, str]:
+        """Move an alias back: to `to`, or one step - to the version it pointed at before the
+        change that brought it to its current version (rollbacks undo, they are not undone
+        by the next rollback). Returns (from, to)."""
+        current = self.alias(name, alias)
+        if to is None:
+            # replay the history: each promote pushes what it replaced, each rollback that
+            # returned to the top of that stack pops it, a deletion forgets it
+            earlier: list[str | None] = []
+            for change in self.history(name, alias):
+                if change.action == "delete":
+                    earlier.clear()
+                elif change.action == "rollback" and earlier and earlier[-1] == change.after:
+                    earlier.pop()
+                else:
+                    earlier.append(change.before)
+            if not earlier or earlier[-1] is None:
+                raise ModelNotFound(
+                    f"{name}@{alias} -> {current} has no earlier version in its history to "
+                    "roll back to; name one with --to"
+                )
+            to = earlier[-1]
+        if to == current:
+            raise InvalidInput(f"{name}@{alias} already points at {current}")
+        self.promote(name, to, alias, action="rollback", reason=reason)
+        return current, to
+
+    def _last_change(self, name: str, alias: str) -> int:
+        numbers = [
+            int(entry.removesuffix(".json"))
+            for entry in self.backend.children(f"{name}/history/{alias}")
+            if entry.endswith(".json") and entry.removesuffix(".json").isdigit()
+        ]
+        return max(numbers, default=0)
+
+    def _record(self, name: str, change: AliasChange) -> None:
+        key = f"{name}/history/{change.alias}/{change.seq:08d}.json"
+        try:
+            self.backend.write(key, json.dumps(change.to_dict()).encode(), exclusive=True)
+        except VersionConflict:
+            # only a pointer written by an older maas (no seq) can lead here: keep both
+            self._record(name, AliasChange(**{**change.__dict__, "seq": change.seq + 1}))
 
 
 ALIAS_BYTES = 4096
