@@ -1,20 +1,30 @@
-"""Alias history and rollback, on the local store and on S3 (moto server on 127.0.0.1)."""
+"""Safe rollouts: alias history and rollback, canary and shadow splits, guarded promote and
+version lifecycle, on the local store and on S3 (moto server on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from conftest import open_store
+from conftest import open_store, write_csv
+from test_http import request
 
+from maas.cli import main
+from maas.core import manifest as artifact
 from maas.errors import InvalidInput, ModelNotFound
+from maas.local.lambda_runtime import lambda_context, load_function
 from maas.store import ModelStore
+from maas.store.routing import Route, Split
 
 MAAS = str(Path(sys.executable).with_name("maas"))
 
@@ -155,3 +165,205 @@ def test_history_and_rollback_from_the_cli(tmp_path: Path, trained_model: Path) 
     assert "no earlier version" in refused.stderr
     missing = maas("alias", "history", "reviews")
     assert missing.returncode != 0 and "NAME@ALIAS" in missing.stderr
+
+
+# ------------------------------------------------------------------- canary and shadow
+def test_a_split_holds_its_share_and_each_key_its_version() -> None:
+    route = Route("1", canary=Split("2", 0.10))
+    keys = [f"user-{i}" for i in range(10_000)]
+    chosen = [route.choose(key, "reviews@production") for key in keys]
+    assert abs(chosen.count("2") / len(keys) - 0.10) <= 0.02
+    assert chosen == [route.choose(key, "reviews@production") for key in keys]
+    other_alias = [route.choose(key, "reviews@staging") for key in keys]
+    assert other_alias != chosen  # another alias draws its own keys
+    assert route.choose(None, "reviews@production") == "1"
+    shadow = Route("1", shadow=Split("3", 0.25))
+    sampled = sum(shadow.shadowed(key, "s") == "3" for key in keys) / len(keys)
+    assert abs(sampled - 0.25) <= 0.02
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("2", "VERSION=SHARE"),
+        ("2=0", "above 0"),
+        ("2=150%", "at most 100%"),
+        ("2=x", "a share"),
+        ("2=100%", "is a promote"),
+    ],
+)
+def test_a_bad_split_is_refused_with_its_reason(spec: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        Split.parse(spec, "--canary")
+
+
+def cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_canary_shadow_rollback_end_to_end(
+    store_uri: str,
+    trained_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Publish v1, v2, v3; canary 10 % to v2 and shadow 20 % to v3; 10,000 requests through
+    the HTTP function; rollback; the history tells all of it."""
+    store = open_store(store_uri)
+    store.publish(trained_model, "reviews", alias="production")
+    store.publish(trained_model, "reviews")
+    store.publish(trained_model, "reviews")
+    monkeypatch.setenv("MAAS_STORE", store_uri)
+    for name, value in {
+        "MAAS_MODEL_NAME": "reviews",
+        "MAAS_CACHE_DIR": str(tmp_path / "cache"),
+        "MAAS_ALIAS_TTL_SECONDS": "0.5",
+        "POWERTOOLS_METRICS_NAMESPACE": "maas-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert (
+        cli(
+            "promote",
+            "--name",
+            "reviews",
+            "--alias",
+            "production",
+            "--canary",
+            "2=10%",
+            "--shadow",
+            "3=20%",
+            "--reason",
+            "try v2",
+        )
+        == 0
+    )
+    http = load_function("http")
+
+    def answered_by(key: str) -> str:
+        event = request(
+            "POST",
+            "/models/reviews/predict",
+            {"text": "房间很干净，服务也很好"},
+            headers={"x-maas-routing-key": key},
+        )
+        response = http.handler(event, lambda_context())
+        assert response["statusCode"] == 200, response["body"]
+        version: str = json.loads(response["body"])["model"]["version"]
+        return version
+
+    keys = [f"caller-{i}" for i in range(10_000)]
+    capsys.readouterr()
+    versions = [answered_by(key) for key in keys]
+    emitted = capsys.readouterr().out
+    assert set(versions) == {"1", "2"}
+    assert abs(versions.count("2") / len(keys) - 0.10) <= 0.02
+    assert [answered_by(key) for key in keys[:300]] == versions[:300]  # a key keeps its version
+    agreement = [json.loads(line) for line in emitted.splitlines() if "ShadowAgreement" in line]
+    assert len(agreement) > 1000 and all(doc["version"] == "3" for doc in agreement)
+    assert all(doc["ShadowAgreement"] == [100.0] for doc in agreement)  # the same model
+    per_version = [
+        json.loads(line) for line in emitted.splitlines() if "VersionPredictions" in line
+    ]
+    assert {doc["version"] for doc in per_version} == {"1", "2"}
+    capsys.readouterr()
+
+    assert cli("rollback", "reviews", "--alias", "production") == 0
+    assert "its canary and shadow ended" in capsys.readouterr().err
+    time.sleep(0.6)  # the alias TTL: the function re-reads the alias after it
+    assert {answered_by(key) for key in keys[:500]} == {"1"}
+    history = store.history("reviews", "production")
+    assert [(c.action, c.before, c.after) for c in history] == [
+        ("publish", None, "1"),
+        ("split", "1", "1"),
+        ("rollback", "1", "1"),
+    ]
+    assert history[1].details == {
+        "canary": {"version": "2", "share": 0.1},
+        "shadow": {"version": "3", "share": 0.2},
+    }
+    assert history[2].details == {"canary": None, "shadow": None}
+    assert cli("alias", "history", "reviews@production") == 0
+    shown = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("{")]
+    assert len(shown) == 3, shown  # metrics the function printed are JSON lines; the rest is ours
+
+
+def test_a_version_an_alias_routes_to_cannot_be_deleted(three_versions: ModelStore) -> None:
+    store = three_versions
+    store.promote("reviews", "1", "production", canary=Split("2", 0.1))
+    for version in ("1", "2"):
+        with pytest.raises(InvalidInput, match="still routed to by reviews@production"):
+            store.delete_version("reviews", version)
+    store.delete_version("reviews", "3")
+    assert store.versions("reviews") == ["1", "2"]
+    assert store.prune("reviews", keep=1) == []  # both are routed to
+
+
+def test_prune_keeps_the_newest_and_never_reuses_a_number(
+    three_versions: ModelStore, trained_model: Path
+) -> None:
+    store = three_versions
+    store.promote("reviews", "1", "production")
+    assert store.prune("reviews", keep=1) == ["2"]  # 1 is aliased, 3 is the newest
+    assert store.versions("reviews") == ["1", "3"]
+    assert store.publish(trained_model, "reviews") == "4"
+
+
+# ------------------------------------------------------------------------ guarded promote
+def test_a_worse_model_is_refused_with_both_numbers(
+    tmp_path: Path, trained_model: Path, reviews_sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dir = tmp_path / "store"
+    store = open_store(store_dir)
+    store.publish(trained_model, "reviews", alias="production")
+    worse = tmp_path / "worse"
+    shutil.copytree(trained_model, worse)
+    manifest = artifact.read_manifest(worse)
+    flipped = [*reversed(manifest.labels)]  # every answer inverted: far worse
+    artifact.write_manifest(worse, manifest.updated(labels=flipped))
+    store.publish(worse, "reviews")
+    check = tmp_path / "check.csv"
+    rows = list(csv.DictReader(reviews_sample.open(encoding="utf-8")))[:200]
+    write_csv(check, rows)
+    status = main(
+        [
+            "promote",
+            "--store",
+            str(store_dir),
+            "--name",
+            "reviews",
+            "--version",
+            "2",
+            "--alias",
+            "production",
+            "--check",
+            str(check),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status != 0 and "accuracy points worse than 1" in err
+    assert re.search(r"\(0\.\d{4} vs 0\.\d{4}; allowed 1\)", err), err
+    assert store.alias("reviews", "production") == "1"
+    status = main(
+        [
+            "promote",
+            "--store",
+            str(store_dir),
+            "--name",
+            "reviews",
+            "--version",
+            "2",
+            "--alias",
+            "production",
+            "--check",
+            str(check),
+            "--force",
+            "--reason",
+            "testing the guard",
+        ]
+    )
+    assert status == 0
+    change = store.history("reviews", "production")[-1]
+    check_record = (change.details or {})["check"]
+    assert check_record["passed"] is False and check_record["forced"] is True
+    assert check_record["candidate"]["accuracy"] < check_record["incumbent"]["accuracy"] - 0.05

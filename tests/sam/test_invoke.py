@@ -44,7 +44,6 @@ def test_predict_many_labels_each_review_in_order(sam_stack: samlocal.LocalStack
     assert labels == ["positive", "negative", "negative", "positive"]
 
 
-@pytest.mark.parametrize(("event", "status", "code"), BAD_INPUT)
 def test_an_explained_prediction_names_spans_of_the_text(sam_stack: samlocal.LocalStack) -> None:
     status, body = invoke_http(sam_stack, "predict-explain")
     assert status == 200, body
@@ -58,6 +57,7 @@ def test_an_explained_prediction_names_spans_of_the_text(sam_stack: samlocal.Loc
     )
 
 
+@pytest.mark.parametrize(("event", "status", "code"), BAD_INPUT)
 def test_bad_input_is_the_documented_client_error(
     sam_stack: samlocal.LocalStack, event: str, status: int, code: str
 ) -> None:

@@ -97,7 +97,10 @@ def run_history(args: argparse.Namespace) -> int:
 def run_rollback(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     before, after = store.rollback(args.name, args.alias, to=args.to, reason=args.reason)
-    note(f"{args.name}@{args.alias} -> {after} (rolled back from {before})")
+    if before == after:
+        note(f"{args.name}@{args.alias} -> {after} (its canary and shadow ended)")
+    else:
+        note(f"{args.name}@{args.alias} -> {after} (rolled back from {before})")
     return 0
 
 

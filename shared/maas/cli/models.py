@@ -225,6 +225,7 @@ def run_promote(args: argparse.Namespace) -> int:
         args.name,
         version,
         args.alias,
+        action="promote" if args.version else "split",
         reason=args.reason,
         canary=canary,
         shadow=shadow,

@@ -588,15 +588,24 @@ class ModelStore:
     def rollback(
         self, name: str, alias: str, *, to: str | None = None, reason: str | None = None
     ) -> tuple[str, str]:
-        """Move an alias back: to `to`, or one step - to the version it pointed at before the
-        change that brought it to its current version (rollbacks undo, they are not undone
-        by the next rollback). Returns (from, to)."""
-        current = self.alias(name, alias)
+        """Move an alias back: to `to`, or one step - while it has a canary or a shadow, to
+        its version alone; else to the version it pointed at before the change that brought
+        it to its current one (rollbacks undo, they are not undone by the next rollback).
+        Either way its splits end. Returns (from, to)."""
+        route = self.route(name, alias)
+        current = route.version
+        if to is None and (route.canary or route.shadow):
+            # the newest step is a split: undoing it leaves the alias's version, alone
+            self.promote(name, current, alias, action="rollback", reason=reason)
+            return current, current
         if to is None:
             # replay the history: each promote pushes what it replaced, each rollback that
-            # returned to the top of that stack pops it, a deletion forgets it
+            # returned to the top of that stack pops it, a deletion forgets it; changes that
+            # kept the version (splits) do not count
             earlier: list[str | None] = []
             for change in self.history(name, alias):
+                if change.before == change.after:
+                    continue
                 if change.action == "delete":
                     earlier.clear()
                 elif change.action == "rollback" and earlier and earlier[-1] == change.after:
