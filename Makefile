@@ -2,7 +2,8 @@
 #
 # Three environments, because their numpy versions cannot meet (see README, "Environments"):
 #   .venv        serving + CLI + development: tflite-runtime 2.14, numpy<2, Powertools, boto3,
-#                uvicorn, pytest, moto, schemathesis, playwright
+#                uvicorn, httpx, pytest, moto, schemathesis, playwright, and the Open Inference
+#                clients (tritonclient, kserve, open-inference-openapi)
 #   .venv-train  training: TensorFlow 2.21 (numpy>=2), LiteRT, scikit-learn, matplotlib
 #   .venv-tools  SAM CLI, cfn-lint, checkov (their pins stay out of the product's environments)
 # `.venv/bin/maas train` runs the training job in .venv-train by itself.
@@ -22,7 +23,7 @@ $(UV):
 
 .venv/.ok: pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing -p $(PYTHON) .venv
-	VIRTUAL_ENV=.venv $(UV) pip install -q --compile-bytecode -e '.[serve,cli,dev]'
+	VIRTUAL_ENV=.venv $(UV) pip install -q --compile-bytecode -e '.[serve,cli,dev,interop]'
 	touch $@
 
 .venv-train/.ok: pyproject.toml | $(UV)

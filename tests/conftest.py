@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import random
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -132,3 +138,53 @@ def s3_bucket(moto_endpoint: str) -> Iterator[str]:
 def python() -> str:
     """The serving environment's interpreter (the one running the tests)."""
     return sys.executable
+
+
+# ------------------------------------------------------------------------------ maas serve
+MAAS = str(Path(sys.executable).with_name("maas"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    store: Path
+    process: subprocess.Popen[str]
+
+
+@contextlib.contextmanager
+def maas_serve(store: Path, cache: Path) -> Iterator[Server]:
+    """`maas serve` as a person starts it, on a free loopback port, stopped with Ctrl-C
+    (SIGINT) at the end: a clean exit without a traceback."""
+    port = free_port()
+    env = {**os.environ, "MAAS_CACHE_DIR": str(cache)}
+    env.pop("MAAS_MODEL_NAME", None)  # the store's only model is the default
+    process = subprocess.Popen(
+        [MAAS, "serve", "--store", str(store), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"maas serve did not start:\n{process.communicate()[1]}")
+            time.sleep(0.2)
+    yield Server(url, store, process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, f"Ctrl-C is a clean stop, not exit {process.returncode}"
+    assert "Traceback" not in err, err

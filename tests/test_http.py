@@ -560,10 +560,10 @@ def test_a_store_blip_serves_the_last_known_alias(two_versions: ModelStore, tmp_
 
         raise StoreError("cannot reach the store")
 
-    original = two_versions.resolve
-    two_versions.resolve = unreachable
+    original = two_versions.resolve_route
+    two_versions.resolve_route = unreachable
     assert service.classifier() is first
-    two_versions.resolve = original
+    two_versions.resolve_route = original
     two_versions.promote("reviews", "2", "production")
     clock.now += 6  # the stale answer is retried after a few seconds, not a whole TTL
     assert service.classifier().version == "2"

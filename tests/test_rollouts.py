@@ -45,11 +45,9 @@ def three_versions(store_uri: str, trained_model: Path) -> ModelStore:
     return store
 
 
-def test_every_alias_change_is_recorded(
-    three_versions: ModelStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_alias_change_is_recorded(three_versions: ModelStore) -> None:
     store = three_versions
-    monkeypatch.setenv("MAAS_ACTOR", "ci-bot")
+    store.actor = "ci-bot"
     store.promote("reviews", "1", "production", reason="first")
     store.promote("reviews", "2", "production")
     assert store.rollback("reviews", "production", reason="v2 misbehaves") == ("2", "1")

@@ -9,13 +9,11 @@ request, and compare status, content type and body.
 
 from __future__ import annotations
 
+import ast
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,33 +23,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from conftest import REPO, open_store
+from conftest import MAAS, REPO, Server, maas_serve, open_store
 
 from maas.local.gateway import to_event
 from maas.local.lambda_runtime import lambda_context, load_function
 
-MAAS = str(Path(sys.executable).with_name("maas"))
 CHROMIUM = Path("/usr/bin/chromium")
 # Screenshots of the pages, for a person to look at after a run (gitignored).
 ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    store: Path
-    process: subprocess.Popen[str]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -63,33 +44,8 @@ def store(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`maas serve` as a person starts it, stopped with Ctrl-C (SIGINT) at the end."""
-    port = free_port()
-    env = {**os.environ, "MAAS_CACHE_DIR": str(tmp_path_factory.mktemp("serve-cache"))}
-    env.pop("MAAS_MODEL_NAME", None)  # the store's only model is the default
-    process = subprocess.Popen(
-        [MAAS, "serve", "--store", str(store), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"maas serve did not start:\n{process.communicate()[1]}")
-            time.sleep(0.2)
-    yield Server(url, store, process)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
-    assert process.returncode == 0, f"Ctrl-C is a clean stop, not exit {process.returncode}"
-    assert "Traceback" not in err, err
+    with maas_serve(store, tmp_path_factory.mktemp("serve-cache")) as running:
+        yield running
 
 
 @dataclass(frozen=True)
@@ -337,16 +293,46 @@ def test_swagger_ui_lists_the_operations(server: Server, page: tuple[Any, list[s
     tab.wait_for_selector(".swagger-ui .opblock")
     paths = tab.locator(".opblock-summary-path").all_inner_texts()
     assert any("/models/{name}/predict" in p.replace("\u200b", "") for p in paths), paths
+    assert any("/v2/models/{name}/infer" in p.replace("\u200b", "") for p in paths), paths
     # "Try it out" on the predict operation sends its example and shows the answer
-    tab.click(".opblock-post .opblock-summary")
-    tab.click(".opblock-post button.try-out__btn")
-    tab.fill(".opblock-post .parameters input[placeholder='name']", "reviews")
-    tab.fill(".opblock-post textarea.body-param__text", '{"text": "房间很干净，服务也很好"}')
-    tab.click(".opblock-post button.execute")
-    answer = tab.locator(".opblock-post .live-responses-table tbody .response")
+    operation = tab.locator(".opblock-post").filter(has_text="Classify one text or several")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator(".parameters input[placeholder='name']").fill("reviews")
+    operation.locator("textarea.body-param__text").fill('{"text": "房间很干净，服务也很好"}')
+    operation.locator("button.execute").click()
+    answer = operation.locator(".live-responses-table tbody .response")
     answer.wait_for()
     assert answer.locator(".response-col_status").inner_text().strip() == "200"
     assert '"reviews"' in answer.locator(".microlight").first.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / "swagger-ui.png"), full_page=True)
     assert elsewhere == [], "Swagger UI's assets are served by the function itself"
+
+
+def test_the_playgrounds_code_snippets_run(server: Server, page: tuple[Any, list[str]]) -> None:
+    """What the page tells a person to paste runs and answers what the page showed."""
+    tab, _ = page
+    tab.goto(server.url + "/")
+    tab.wait_for_selector("#model option[value='reviews']", state="attached")
+    tab.fill("#texts", "房间很干净，服务也很好\n太吵了，根本没法睡觉")
+    tab.click("#classify")
+    tab.wait_for_selector("[data-testid=label]")
+    shown = tab.locator("[data-testid=label]").all_inner_texts()
+    tab.click("#code-box summary")
+    python = tab.inner_text("[data-testid=snippet-python]")
+    assert "from maas.client import Client" in python
+    ran = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert [label for label, _ in ast.literal_eval(ran.stdout.split(" ", 1)[1])] == shown
+    triton = subprocess.run(
+        [sys.executable, "-c", tab.inner_text("[data-testid=snippet-v2]")],
+        capture_output=True,
+        text=True,
+    )
+    assert triton.returncode == 0, triton.stderr
+    assert all(label in triton.stdout for label in shown)
+    curl = subprocess.run(
+        ["bash", "-c", tab.inner_text("[data-testid=snippet-curl]")], capture_output=True, text=True
+    )
+    assert [p["label"] for p in json.loads(curl.stdout)["predictions"]] == shown

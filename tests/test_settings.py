@@ -11,6 +11,7 @@ import pytest
 from maas.cli import build_parser
 from maas.client.settings import ClientSettings
 from maas.core.limits import (
+    MAX_EXPLAINED_TEXTS_PER_MESSAGE,
     MAX_TEXTS_PER_MESSAGE,
     MAX_TEXTS_PER_REQUEST,
     SQS_MAX_MESSAGE_BYTES,
@@ -31,7 +32,9 @@ def test_batch_submit_packs_what_the_queue_function_accepts() -> None:
 
 def test_each_function_has_its_own_default_limits() -> None:
     assert ServiceSettings.from_env("http", {}).limits == Limits(MAX_TEXTS_PER_REQUEST)
-    assert ServiceSettings.from_env("queue", {}).limits == Limits(MAX_TEXTS_PER_MESSAGE)
+    assert ServiceSettings.from_env("queue", {}).limits == Limits(
+        MAX_TEXTS_PER_MESSAGE, max_explained_texts=MAX_EXPLAINED_TEXTS_PER_MESSAGE
+    )
 
 
 def test_settings_come_from_the_environment_and_arguments_win(tmp_path: Path) -> None:
@@ -53,7 +56,8 @@ def test_settings_come_from_the_environment_and_arguments_win(tmp_path: Path) ->
         "canary",
     )
     assert (settings.alias_ttl, settings.cache_dir, settings.max_models) == (0.0, tmp_path, 2)
-    assert settings.limits == Limits(5, 50) and settings.results == "s3://results"
+    assert settings.limits == Limits(5, 50, max_explained_texts=MAX_EXPLAINED_TEXTS_PER_MESSAGE)
+    assert settings.results == "s3://results"
     client = ClientSettings.from_env({"MAAS_HOME": str(tmp_path), "MAAS_PROGRESS": "0"})
     assert client.batches == tmp_path / "batches" and client.progress is False
 

@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     TEXT_TOO_LONG = "text_too_long"
     TOO_MANY_TEXTS = "too_many_texts"
     TOO_MANY_EXPLAINED_TEXTS = "too_many_explained_texts"
+    INVALID_TENSOR = "invalid_tensor"
     MISSING_ID = "missing_id"
     INVALID_ID = "invalid_id"
     INVALID_BATCH = "invalid_batch"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from maas.cli.common import STORE_HELP, command, note, open_store, print_json
+from maas.cli.common import REASON_HELP, STORE_HELP, command, note, open_store, print_json
 from maas.errors import InvalidModelRef
 from maas.store.refs import ModelRef
 
@@ -24,7 +24,7 @@ def add_parser(commands: Any) -> None:
     delete = command(actions, "delete", "remove an alias (its version stays)")
     delete.add_argument("reference", metavar="NAME@ALIAS", help="the alias to delete")
     delete.add_argument("--store", metavar="URI", help=STORE_HELP)
-    delete.add_argument("--reason", metavar="TEXT", help="why (kept in the alias's history)")
+    delete.add_argument("--reason", metavar="TEXT", help=REASON_HELP)
     delete.set_defaults(func=run_delete)
 
     history = command(actions, "history", "every change of an alias: who, when, from, to, why")
@@ -43,8 +43,8 @@ def add_parser(commands: Any) -> None:
     )
     rollback.add_argument("name", metavar="NAME", help="the model's name")
     rollback.add_argument("--alias", required=True, help="the alias to move back")
-    rollback.add_argument("--to", metavar="V", help="this version instead of one step back")
-    rollback.add_argument("--reason", metavar="TEXT", help="why (kept in the alias's history)")
+    rollback.add_argument("--to", metavar="V", help="this version (default: one step back)")
+    rollback.add_argument("--reason", metavar="TEXT", help=REASON_HELP)
     rollback.add_argument("--store", metavar="URI", help=STORE_HELP)
     rollback.set_defaults(func=run_rollback)
 

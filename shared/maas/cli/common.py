@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from maas.store.registry import ModelStore
 
 STORE_HELP = "a directory, file:// or s3://BUCKET/PREFIX (default: $MAAS_STORE, then .maas/store)"
+REASON_HELP = "why (kept in the alias's history; default: none)"
 MODEL_HELP = "NAME, NAME@ALIAS or NAME:VERSION (a bare NAME: its production alias, else latest)"
 
 
@@ -87,8 +88,9 @@ def open_store(uri: str | None, *, publishing: bool = False) -> ModelStore:
     from maas.store.registry import ModelStore
     from maas.store.signing import open_signer
 
-    signer = open_signer(ClientSettings.from_env().signing_key, create=publishing)
-    return ModelStore.open(store_uri(uri), signer)
+    settings = ClientSettings.from_env()
+    signer = open_signer(settings.signing_key, create=publishing)
+    return ModelStore.open(store_uri(uri), signer, actor=settings.actor)
 
 
 def progress(label: str, total: int | None, unit: str = "") -> Progress:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from maas.cli.common import (
+    REASON_HELP,
     STORE_HELP,
     add_file_options,
     command,
@@ -82,22 +83,26 @@ def add_parsers(commands: Any) -> None:
         action="store_true",
         help="create the alias even though its name is close to an existing one",
     )
-    promote.add_argument("--reason", metavar="TEXT", help="why (kept in the alias's history)")
+    promote.add_argument("--reason", metavar="TEXT", help=REASON_HELP)
     promote.add_argument(
         "--canary",
         metavar="V=SHARE",
-        help="send SHARE of the routing keys (e.g. 10%%) to version V",
+        help="send SHARE of the routing keys (e.g. 10%%) to version V (default: the alias's "
+        "canary stays as it is)",
     )
     promote.add_argument(
         "--shadow",
         metavar="V[=SHARE]",
-        help="also run version V on SHARE of the requests (default 100%%), compared, "
+        help="also run version V on SHARE of the requests (default share: 100%%), compared, "
         "never returned",
     )
     promote.add_argument("--no-canary", action="store_true", help="end the alias's canary")
     promote.add_argument("--no-shadow", action="store_true", help="end the alias's shadow")
     promote.add_argument(
-        "--check", type=Path, metavar="DATA", help="labelled data to compare the two versions on"
+        "--check",
+        type=Path,
+        metavar="DATA",
+        help="labelled data to compare the two versions on (default: their own test accuracy)",
     )
     add_file_options(promote)
     promote.add_argument(
@@ -194,6 +199,7 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
+    from maas.store.refs import is_version
     from maas.store.registry import KEEP
     from maas.store.routing import Split
 
@@ -210,6 +216,8 @@ def run_promote(args: argparse.Namespace) -> int:
     if args.version is None and not splits:
         raise InvalidInput("give --version, or change a split with --canary / --shadow")
     current = existing.get(args.alias)
+    if current is not None and not is_version(current):
+        current = None  # an unreadable pointer: nothing to compare with; this promote repairs it
     if args.version is None and current is None:
         raise InvalidInput(f"{args.name}@{args.alias} does not exist yet: give --version")
     version = str(args.version or current)

@@ -11,6 +11,7 @@ option) always beats the environment.
 | `MAAS_TRAIN_PYTHON` | `.venv-train/bin/python` beside this one | the training environment |
 | `MAAS_PROGRESS` | on a terminal | `1` forces progress bars, `0` hides them |
 | `MAAS_DEBUG` | off | `1`: an unexpected error prints its traceback |
+| `MAAS_ACTOR` | user@host | who an alias change is recorded as made by (`maas alias history`) |
 | `MAAS_SIGNING_KEY` | `$XDG_CONFIG_HOME/maas/signing.key` | signs and verifies versions |
 """
 
@@ -38,6 +39,7 @@ class ClientSettings:
     progress: bool | None = None  # None: when stderr is a terminal
     signing_key: str = field(default_factory=lambda: str(default_key_path(os.environ)))
     debug: bool = False
+    actor: str | None = None  # None: user@host
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
@@ -52,6 +54,7 @@ class ClientSettings:
             progress=None if progress in (None, "") else progress not in ("0", "false", "no"),
             signing_key=env.get("MAAS_SIGNING_KEY") or str(default_key_path(env)),
             debug=env.get("MAAS_DEBUG", "") not in ("", "0", "false", "no"),
+            actor=env.get("MAAS_ACTOR") or None,
         )
 
     @property

@@ -19,6 +19,7 @@ import binascii
 import functools
 import json
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from importlib import resources
 from typing import Annotated, Any
@@ -34,9 +35,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from maas import __version__
 from maas.core import jsontext
+from maas.core.classifier import Classifier, Prediction
 from maas.core.limits import MAX_ID_CHARS
 from maas.errors import (
     ErrorCode,
@@ -50,6 +53,7 @@ from maas.errors import (
     RouteNotFound,
     UnsupportedMediaType,
 )
+from maas.service import openinference as v2
 from maas.service.runtime import FunctionRuntime, Handler
 from maas.service.schemas import (
     ErrorResponse,
@@ -66,6 +70,7 @@ from maas.service.settings import ServiceSettings
 from maas.store.refs import REFERENCE_PATTERN
 
 ROUTING_HEADER = "x-maas-routing-key"
+V2_PREFIX = "/v2"
 
 # The HTTP status of each error code; a code not listed is a server error (500).
 _CLIENT_STATUS = {
@@ -114,6 +119,16 @@ ModelName = Annotated[
 ]
 
 
+ModelVersion = Annotated[
+    str,
+    Path(
+        description="A version number, or an alias name (URL-encoded).",
+        examples=["3", "production"],
+        json_schema_extra={"maxLength": 128},
+    ),
+]
+
+
 API_DESCRIPTION = (
     "Text classification with quantized TFLite models: POST texts to "
     "/models/{name}/predict. Every client mistake is a 4xx with "
@@ -137,17 +152,30 @@ def not_json(content_type: str) -> UnsupportedMediaType | None:
     return UnsupportedMediaType(f"send the body as application/json, not {media_type}{hint}")
 
 
+def _as_tensor_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Validation errors of the texts, named where the protocol's request holds them."""
+    errors = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error.get("loc", ()))
+        if loc[:1] == ("texts",):
+            loc = ("inputs", 0, "data", *loc[1:])
+        errors.append({**error, "loc": loc})
+    return errors
+
+
 def _playground_page() -> str:
     return (resources.files("maas.service") / "playground.html").read_text(encoding="utf-8")
 
 
-def _responses(ok: type[BaseModel], *errors: HTTPStatus) -> dict[int, OpenAPIResponse]:
-    """A route's responses for the OpenAPI document: its model on 200, ErrorResponse else."""
+def _responses(
+    ok: type[BaseModel], *errors: HTTPStatus, model: type[BaseModel] = ErrorResponse
+) -> dict[int, OpenAPIResponse]:
+    """A route's responses for the OpenAPI document: its model on 200, `model` else."""
     responses: dict[int, OpenAPIResponse] = {
         200: {"description": "OK", "content": {"application/json": {"model": ok}}}
     }
     for status in errors:
-        content: dict[str, Any] = {"application/json": {"model": ErrorResponse}}
+        content: dict[str, Any] = {"application/json": {"model": model}}
         responses[status.value] = {"description": status.phrase, "content": content}
     return responses
 
@@ -176,9 +204,42 @@ class HttpFunction:
         return cls(ServiceSettings.from_env("http"))
 
     def _resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            event = self._unpack_binary(event)
+        except MaasError as error:
+            return self._binaryearly(error, oip=True)
         if refused := self._refuse_before_routing(event):
             return refused
         return self.app.resolve(event, context)
+
+    @staticmethod
+    def _is_v2(path: str) -> bool:
+        return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+    def _unpack_binary(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An Open Inference request in the binary tensor extension, as the JSON request it
+        encodes (every other event as it is)."""
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        length = headers.get(v2.BINARY_HEADER)
+        if length is None or not self._is_v2(str(event.get("rawPath") or "")):
+            return event
+        body = event.get("body") or ""
+        if len(body) > self.max_body_bytes * (4 / 3 if event.get("isBase64Encoded") else 1):
+            raise PayloadTooLarge(
+                f"the body is over {self.max_body_bytes} bytes", limit=self.max_body_bytes
+            )
+        try:
+            raw = (
+                base64.b64decode(body, validate=True)
+                if event.get("isBase64Encoded")
+                else body.encode("utf-8", "surrogateescape")
+            )
+        except (binascii.Error, ValueError):
+            raise InvalidJson("the body is not valid base64") from None
+        headers.pop(v2.BINARY_HEADER)
+        headers["content-type"] = content_types.APPLICATION_JSON
+        unpacked = v2.unpack_binary(raw, length)
+        return event | {"headers": headers, "body": unpacked, "isBase64Encoded": False}
 
     def _refuse_before_routing(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """What must be refused before Powertools parses anything: a body that is not JSON
@@ -200,12 +261,21 @@ class HttpFunction:
                 base64.b64decode(body, validate=True).decode("utf-8")
             except (binascii.Error, ValueError):
                 error = InvalidJson("the body is not UTF-8 encoded JSON")
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if error is None and encoding not in ("", "identity"):
+            error = UnsupportedMediaType(
+                f"content-encoding {encoding[:20]} is not accepted: send the body uncompressed"
+            )
         if error is None:
             return None
-        response = self._error(error)
+        return self._binaryearly(error, oip=self._is_v2(str(event.get("rawPath") or "")))
+
+    def _binaryearly(self, error: MaasError, oip: bool) -> dict[str, Any]:
+        """The API Gateway answer to an error found before routing."""
+        response = self._error(error, oip=oip)
         return {
             "statusCode": response.status_code,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "headers": {key: str(value) for key, value in response.headers.items()},
             "cookies": [],
             "body": json.dumps(response.body, separators=(",", ":")),
             "isBase64Encoded": False,
@@ -244,6 +314,7 @@ class HttpFunction:
             summary="The models this function can serve: versions, aliases, the default version",
             responses=_responses(ModelList, HTTPStatus.SERVICE_UNAVAILABLE),
         )(self.list_models)
+        self._add_v2_routes()
         app.get("/openapi.json", include_in_schema=False)(self.openapi)
         if self.runtime.settings.ui:
             app.get("/", include_in_schema=False)(self.playground)
@@ -255,17 +326,65 @@ class HttpFunction:
         app.not_found(self._no_route)
         app.exception_handler(Exception)(self._unexpected)
 
+    def _add_v2_routes(self) -> None:
+        """The Open Inference Protocol (maas.service.openinference): health, metadata, infer."""
+        app = self.app
+        tags = ["Open Inference Protocol (V2)"]
+        errors = (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.SERVICE_UNAVAILABLE)
+
+        def route(
+            method: str, path: str, summary: str, ok: type[BaseModel], *codes: HTTPStatus
+        ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+            return app.route(
+                f"{V2_PREFIX}{path}",
+                method,
+                summary=summary,
+                tags=tags,
+                responses=_responses(ok, *codes, model=v2.ErrorResponse),
+            )
+
+        route("GET", "", "Server metadata", v2.ServerMetadata)(self.v2_server)
+        route("GET", "/health/live", "Liveness", v2.Liveness)(self.v2_live)
+        ready = "Readiness: the default model loads (else 503)"
+        route("GET", "/health/ready", ready, v2.Readiness, HTTPStatus.SERVICE_UNAVAILABLE)(
+            self.v2_ready
+        )
+        model, version = "/models/<name>", "/models/<name>/versions/<version>"
+        which = " (VERSION: a version number or an alias)"
+        route("GET", model, "Model metadata", v2.ModelMetadata, *errors)(self.v2_metadata)
+        route("GET", version, f"Model metadata{which}", v2.ModelMetadata, *errors)(
+            self.v2_version_metadata
+        )
+        route("GET", f"{model}/ready", "Model readiness", v2.Readiness, *errors)(
+            self.v2_model_ready
+        )
+        route("GET", f"{version}/ready", f"Model readiness{which}", v2.Readiness, *errors)(
+            self.v2_version_ready
+        )
+        route("POST", f"{model}/infer", "Inference", v2.InferResponse, *errors)(self.v2_infer)
+        route("POST", f"{version}/infer", f"Inference{which}", v2.InferResponse, *errors)(
+            self.v2_version_infer
+        )
+
     def predict(self, name: ModelName, request: PredictRequest) -> PredictResponse:
         if error := self._not_a_json_object():
             raise error
-        texts = request.all_texts()
-        ref = unquote(name)
+        classifier, predictions = self._classify(
+            request.all_texts(), unquote(name), request.explain, "native"
+        )
+        return PredictResponse.build(classifier.name, classifier.version, predictions)
+
+    def _classify(
+        self, texts: list[str], ref: str, explain: bool, protocol: str
+    ) -> tuple[Classifier, list[Prediction]]:
+        """Predictions for valid texts, from the version the routing key is sent to, with
+        the metrics, the shadow comparison and the log line every protocol gets."""
         key = self._routing_key()
         started = time.perf_counter()
         classifier, predictions = self.service.predict(
             texts,
             ref,
-            explain=request.explain,
+            explain=explain,
             max_invokes=self.runtime.settings.limits.explain_max_invokes,
             routing_key=key,
         )
@@ -275,7 +394,7 @@ class HttpFunction:
         self.runtime.tracer.put_annotation("model", f"{classifier.name}:{classifier.version}")
         self.metrics.add_metric("Predictions", MetricUnit.Count, len(texts))
         self.metrics.add_metric("PredictLatency", MetricUnit.Milliseconds, latency_ms)
-        if request.explain:
+        if explain:
             self.metrics.add_metric("ExplainedTexts", MetricUnit.Count, len(texts))
         self.logger.info(
             "predicted",
@@ -283,10 +402,11 @@ class HttpFunction:
             version=classifier.version,
             texts=len(texts),
             chars=sum(map(len, texts)),
-            explained=request.explain,
+            explained=explain,
+            protocol=protocol,
             latency_ms=round(latency_ms, 2),
         )
-        return PredictResponse.build(classifier.name, classifier.version, predictions)
+        return classifier, predictions
 
     def _routing_key(self) -> str:
         """What decides which version of a canaried alias answers: the caller's
@@ -335,20 +455,107 @@ class HttpFunction:
             headers={"Content-Security-Policy": _PLAYGROUND_POLICY, "Cache-Control": "no-store"},
         )
 
+    # ------------------------------------------------------------ Open Inference Protocol
+    def v2_server(self) -> v2.ServerMetadata:
+        return v2.ServerMetadata(name="maas", version=__version__, extensions=list(v2.EXTENSIONS))
+
+    def v2_live(self) -> v2.Liveness:
+        return v2.Liveness(live=True)
+
+    def v2_ready(self) -> Response[dict[str, Any]]:
+        """Ready when the function's default model loads (no default model: always)."""
+        ready = True
+        if self.service.default_model:
+            try:
+                self.service.classifier()
+            except MaasError as error:
+                self.logger.info("not ready", code=str(error.code))
+                ready = False
+        status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+        return Response(status.value, content_types.APPLICATION_JSON, {"ready": ready})
+
+    def v2_metadata(self, name: ModelName) -> v2.ModelMetadata:
+        return self._v2_metadata(v2.reference(unquote(name)))
+
+    def v2_version_metadata(self, name: ModelName, version: ModelVersion) -> v2.ModelMetadata:
+        return self._v2_metadata(v2.reference(unquote(name), unquote(version)))
+
+    def _v2_metadata(self, ref: str) -> v2.ModelMetadata:
+        classifier = self.service.classifier(ref)
+        return v2.model_metadata(classifier, self.service.store.versions(classifier.name))
+
+    def v2_model_ready(self, name: ModelName) -> v2.Readiness:
+        return self._v2_ready(v2.reference(unquote(name)))
+
+    def v2_version_ready(self, name: ModelName, version: ModelVersion) -> v2.Readiness:
+        return self._v2_ready(v2.reference(unquote(name), unquote(version)))
+
+    def _v2_ready(self, ref: str) -> v2.Readiness:
+        """Ready once the version loads (a missing one is a 404, a refused one a 503)."""
+        return v2.Readiness(ready=True, name=self.service.classifier(ref).name)
+
+    def v2_infer(self, name: ModelName, request: v2.InferRequest) -> Response[Any]:
+        return self._v2_infer(v2.reference(unquote(name)), request)
+
+    def v2_version_infer(
+        self, name: ModelName, version: ModelVersion, request: v2.InferRequest
+    ) -> Response[Any]:
+        return self._v2_infer(v2.reference(unquote(name), unquote(version)), request)
+
+    def _v2_infer(self, ref: str, request: v2.InferRequest) -> Response[Any]:
+        if error := self._not_a_json_object():
+            raise error
+        plan = v2.Plan(request)
+        texts = v2.texts_of(request)
+        try:  # the texts meet the rules of every other route
+            PredictRequest.model_validate({"texts": texts, "explain": plan.explain})
+        except ValidationError as exc:
+            raise invalid_input(_as_tensor_errors(exc)) from None
+        classifier, predictions = self._classify(texts, ref, plan.explain, "v2")
+        answer, raw = v2.response(request, plan, classifier, predictions)
+        document = answer.model_dump(mode="json", exclude_none=True)
+        if not raw:
+            return Response(200, content_types.APPLICATION_JSON, document)
+        header = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        # Base64 already: Powertools would pass a bytes body through its JSON encoder first.
+        binary = Response(
+            200,
+            "application/octet-stream",
+            base64.b64encode(header + raw).decode("ascii"),
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
+        binary.base64_encoded = True
+        return binary
+
     # ------------------------------------------------------------------------------ errors
-    def _error(self, error: MaasError) -> Response[dict[str, Any]]:
+    def _error(self, error: MaasError, oip: bool | None = None) -> Response[dict[str, Any]]:
+        """The answer to an error: `{"error": {"code", "message"}}`, or on the Open Inference
+        routes the protocol's `{"error": "message"}` (a bad request there is a 400)."""
+        if oip is None:
+            oip = self._is_v2(self.app.current_event.path)
         status = status_of(error)
+        if oip and status == HTTPStatus.UNPROCESSABLE_ENTITY:
+            status = HTTPStatus.BAD_REQUEST
         if status < 500:
             self.metrics.add_metric("ClientErrors", MetricUnit.Count, 1)
             self.logger.info("request rejected", status=status.value, code=str(error.code))
-            return Response(status.value, content_types.APPLICATION_JSON, error_body(error))
-        # Our own failure: the details (store URIs, endpoints) go to the log, not to the client.
-        self.metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
-        self.logger.error(
-            "request failed", status=status.value, code=str(error.code), error=error.message
-        )
-        message = _SERVER_MESSAGES.get(error.code, "internal error; see the function's log")
-        body = {"error": {"code": str(error.code), "message": message}}
+            body = error_body(error)
+            message = error.message
+        else:
+            # Our failure: the details (store URIs, endpoints) go to the log, not to the client.
+            self.metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
+            self.logger.error(
+                "request failed", status=status.value, code=str(error.code), error=error.message
+            )
+            message = _SERVER_MESSAGES.get(error.code, "internal error; see the function's log")
+            body = {"error": {"code": str(error.code), "message": message}}
+        if oip:
+            return Response(
+                status.value,
+                content_types.APPLICATION_JSON,
+                {"error": message},
+                headers={v2.ERROR_CODE_HEADER: str(error.code)},
+            )
         return Response(status.value, content_types.APPLICATION_JSON, body)
 
     def _not_json(self) -> UnsupportedMediaType | None:

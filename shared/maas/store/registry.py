@@ -115,14 +115,11 @@ class Keep:
 KEEP = Keep()
 
 
-def actor() -> str:
-    """Who is changing an alias: $MAAS_ACTOR, else user@host."""
+def default_actor() -> str:
+    """Who is changing an alias, when no one says: user@host."""
     import getpass
-    import os
     import socket
 
-    if os.environ.get("MAAS_ACTOR"):
-        return os.environ["MAAS_ACTOR"]
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -149,17 +146,24 @@ class LocalModel:
 
 
 class ModelStore:
-    def __init__(self, backend: Backend, signer: signing.Signer | None = None) -> None:
+    def __init__(
+        self, backend: Backend, signer: signing.Signer | None = None, actor: str | None = None
+    ) -> None:
         self.backend = backend
         self.signer = signer
+        self.actor = actor or default_actor()  # who alias changes are recorded as made by
 
     @classmethod
     def open(
-        cls, uri: str | Path | None = None, signer: signing.Signer | None = None
+        cls,
+        uri: str | Path | None = None,
+        signer: signing.Signer | None = None,
+        actor: str | None = None,
     ) -> ModelStore:
         """`s3://bucket/prefix`, `file:///path` or a directory (default `.maas/store`). With
-        a signer, publish signs each version and fetch verifies it."""
-        return cls(backend_for(uri or DEFAULT_STORE), signer)
+        a signer, publish signs each version and fetch verifies it. `actor`: who alias
+        changes are recorded as made by (default user@host)."""
+        return cls(backend_for(uri or DEFAULT_STORE), signer, actor)
 
     @property
     def uri(self) -> str:
@@ -495,7 +499,7 @@ class ModelStore:
             self._record(
                 name,
                 AliasChange(
-                    number, alias, action, before, version, at, actor(), reason, recorded or None
+                    number, alias, action, before, version, at, self.actor, reason, recorded or None
                 ),
             )
             return before
@@ -510,7 +514,7 @@ class ModelStore:
         self.backend.delete(f"{name}/aliases/{alias}.json")
         number = (seq if seq is not None else self._last_change(name, alias)) + 1
         self._record(
-            name, AliasChange(number, alias, "delete", version, None, _now(), actor(), reason)
+            name, AliasChange(number, alias, "delete", version, None, _now(), self.actor, reason)
         )
         return version
 
