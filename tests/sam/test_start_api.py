@@ -111,3 +111,44 @@ def test_the_openapi_document_is_served(api: samlocal.Api) -> None:
     status, doc, _ = request(api, "GET", "/openapi.json")
     assert status == 200
     assert "/models/{name}/predict" in doc["paths"]
+
+
+def many_texts() -> list[str]:
+    event = json.loads((HTTP_EVENTS / "predict-many.json").read_text(encoding="utf-8"))
+    texts: list[str] = json.loads(event["body"])["texts"]
+    return texts
+
+
+def test_the_python_client_through_the_local_api(api: samlocal.Api) -> None:
+    from maas.client import ApiError, Client
+
+    with Client(api.url, model="reviews", timeout=60) as client:
+        result = client.predict(many_texts())
+        explained = client.explain(many_texts()[0])
+        info = client.describe()
+        with pytest.raises(ApiError) as refused:
+            client.predict("好" * 10_001)
+    assert (result.name, result.version) == ("reviews", "1")
+    assert result.labels == ["positive", "negative", "negative", "positive"]
+    explanation = explained[0].explanation
+    assert explanation is not None and explanation["tokens"]
+    assert info["runtime"].startswith("tflite-runtime 2.14")
+    assert (refused.value.status, refused.value.code) == (422, "text_too_long")
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_tritonclient_through_the_local_api(api: samlocal.Api, binary: bool) -> None:
+    """The Open Inference Protocol through SAM's API Gateway emulator, binary bodies included
+    (API Gateway hands them to the function base64-encoded)."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=api.url.removeprefix("http://"), network_timeout=60)
+    assert client.is_server_live() and client.is_model_ready("reviews")
+    text = triton.InferInput("text", [4], "BYTES")
+    text.set_data_from_numpy(np.array(many_texts(), dtype=np.object_), binary_data=binary)
+    label = triton.InferRequestedOutput("label", binary_data=binary)
+    result = client.infer("reviews", [text], outputs=[label])
+    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")]
+    assert labels == ["positive", "negative", "negative", "positive"]
+    assert result.get_response()["model_version"] == "1"
