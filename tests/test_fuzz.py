@@ -169,6 +169,10 @@ def test_every_operation_of_the_openapi_document(api_schema: Any, mode: Any) -> 
         "GET /health",
     }
     for operation in operations:
+        if mode == schemathesis.GenerationMode.POSITIVE and operation.path.endswith("/infer"):
+            # An inference request's shape must count its data: a rule JSON Schema cannot
+            # state. tests/test_openinference.py generates valid ones itself.
+            continue
         try:
             fuzz_operation(operation, mode)
         except Unsatisfiable:

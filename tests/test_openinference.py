@@ -411,3 +411,42 @@ def test_the_openapi_document_describes_the_protocol(
         assert path in paths, path
     infer = paths["/v2/models/{name}/infer"]["post"]
     assert "requestBody" in infer and "400" in infer["responses"]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(
+        st.text(min_size=1, max_size=40).filter(lambda t: t.strip()), min_size=1, max_size=8
+    ),
+    nested=st.booleans(),
+    binary=st.booleans(),
+)
+def test_every_valid_inference_request_is_answered(
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    texts: list[str],
+    nested: bool,
+    binary: bool,
+) -> None:
+    """What schemathesis cannot generate (a shape that counts its data): valid requests,
+    JSON or binary, flat or [N, 1], each answered with N labels and probabilities that sum
+    to 1."""
+    handle = handler(store, tmp_path, monkeypatch)
+    shape = [len(texts), 1] if nested else [len(texts)]
+    tensor: dict[str, Any] = {"name": "text", "shape": shape, "datatype": "BYTES"}
+    if binary:
+        raw = b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts)
+        header = json.dumps({"inputs": [tensor | {"parameters": {"binary_data_size": len(raw)}}]})
+        body, headers = header.encode() + raw, {"inference-header-content-length": str(len(header))}
+    else:
+        data: list[Any] = [[t] for t in texts] if nested else texts
+        body, headers = json.dumps({"inputs": [tensor | {"data": data}]}).encode(), {}
+    status, _, answer = call(handle, "POST", "/v2/models/reviews/infer", body, headers)
+    assert status == 200, answer
+    outputs = {o["name"]: o for o in answer["outputs"]}
+    assert outputs["label"]["shape"] == [len(texts)] and len(outputs["label"]["data"]) == len(texts)
+    probabilities = np.asarray(outputs["probabilities"]["data"]).reshape(len(texts), -1)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

@@ -67,7 +67,7 @@ from maas.service.schemas import (
     invalid_input,
 )
 from maas.service.settings import ServiceSettings
-from maas.store.refs import REFERENCE_PATTERN
+from maas.store.refs import NAME_PATTERN, REFERENCE_PATTERN, VERSION_OR_ALIAS_PATTERN
 
 ROUTING_HEADER = "x-maas-routing-key"
 V2_PREFIX = "/v2"
@@ -122,9 +122,18 @@ ModelName = Annotated[
 ModelVersion = Annotated[
     str,
     Path(
-        description="A version number, or an alias name (URL-encoded).",
+        description="A version number, or an alias name.",
         examples=["3", "production"],
-        json_schema_extra={"maxLength": 128},
+        json_schema_extra={"pattern": VERSION_OR_ALIAS_PATTERN, "maxLength": 128},
+    ),
+]
+# With /versions/{version}, the path names the model alone.
+PlainModelName = Annotated[
+    str,
+    Path(
+        description="The model's name.",
+        examples=["reviews"],
+        json_schema_extra={"pattern": NAME_PATTERN, "maxLength": 128},
     ),
 ]
 
@@ -340,29 +349,29 @@ class HttpFunction:
                 method,
                 summary=summary,
                 tags=tags,
-                responses=_responses(ok, *codes, model=v2.ErrorResponse),
+                responses=_responses(ok, *codes, model=v2.V2Error),
             )
 
-        route("GET", "", "Server metadata", v2.ServerMetadata)(self.v2_server)
-        route("GET", "/health/live", "Liveness", v2.Liveness)(self.v2_live)
+        route("GET", "", "Server metadata", v2.V2ServerMetadata)(self.v2_server)
+        route("GET", "/health/live", "Liveness", v2.V2Liveness)(self.v2_live)
         ready = "Readiness: the default model loads (else 503)"
-        route("GET", "/health/ready", ready, v2.Readiness, HTTPStatus.SERVICE_UNAVAILABLE)(
+        route("GET", "/health/ready", ready, v2.V2Readiness, HTTPStatus.SERVICE_UNAVAILABLE)(
             self.v2_ready
         )
         model, version = "/models/<name>", "/models/<name>/versions/<version>"
         which = " (VERSION: a version number or an alias)"
-        route("GET", model, "Model metadata", v2.ModelMetadata, *errors)(self.v2_metadata)
-        route("GET", version, f"Model metadata{which}", v2.ModelMetadata, *errors)(
+        route("GET", model, "Model metadata", v2.V2ModelMetadata, *errors)(self.v2_metadata)
+        route("GET", version, f"Model metadata{which}", v2.V2ModelMetadata, *errors)(
             self.v2_version_metadata
         )
-        route("GET", f"{model}/ready", "Model readiness", v2.Readiness, *errors)(
+        route("GET", f"{model}/ready", "Model readiness", v2.V2Readiness, *errors)(
             self.v2_model_ready
         )
-        route("GET", f"{version}/ready", f"Model readiness{which}", v2.Readiness, *errors)(
+        route("GET", f"{version}/ready", f"Model readiness{which}", v2.V2Readiness, *errors)(
             self.v2_version_ready
         )
-        route("POST", f"{model}/infer", "Inference", v2.InferResponse, *errors)(self.v2_infer)
-        route("POST", f"{version}/infer", f"Inference{which}", v2.InferResponse, *errors)(
+        route("POST", f"{model}/infer", "Inference", v2.V2InferResponse, *errors)(self.v2_infer)
+        route("POST", f"{version}/infer", f"Inference{which}", v2.V2InferResponse, *errors)(
             self.v2_version_infer
         )
 
@@ -456,11 +465,11 @@ class HttpFunction:
         )
 
     # ------------------------------------------------------------ Open Inference Protocol
-    def v2_server(self) -> v2.ServerMetadata:
-        return v2.ServerMetadata(name="maas", version=__version__, extensions=list(v2.EXTENSIONS))
+    def v2_server(self) -> v2.V2ServerMetadata:
+        return v2.V2ServerMetadata(name="maas", version=__version__, extensions=list(v2.EXTENSIONS))
 
-    def v2_live(self) -> v2.Liveness:
-        return v2.Liveness(live=True)
+    def v2_live(self) -> v2.V2Liveness:
+        return v2.V2Liveness(live=True)
 
     def v2_ready(self) -> Response[dict[str, Any]]:
         """Ready when the function's default model loads (no default model: always)."""
@@ -474,35 +483,37 @@ class HttpFunction:
         status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
         return Response(status.value, content_types.APPLICATION_JSON, {"ready": ready})
 
-    def v2_metadata(self, name: ModelName) -> v2.ModelMetadata:
+    def v2_metadata(self, name: ModelName) -> v2.V2ModelMetadata:
         return self._v2_metadata(v2.reference(unquote(name)))
 
-    def v2_version_metadata(self, name: ModelName, version: ModelVersion) -> v2.ModelMetadata:
+    def v2_version_metadata(
+        self, name: PlainModelName, version: ModelVersion
+    ) -> v2.V2ModelMetadata:
         return self._v2_metadata(v2.reference(unquote(name), unquote(version)))
 
-    def _v2_metadata(self, ref: str) -> v2.ModelMetadata:
+    def _v2_metadata(self, ref: str) -> v2.V2ModelMetadata:
         classifier = self.service.classifier(ref)
         return v2.model_metadata(classifier, self.service.store.versions(classifier.name))
 
-    def v2_model_ready(self, name: ModelName) -> v2.Readiness:
+    def v2_model_ready(self, name: ModelName) -> v2.V2Readiness:
         return self._v2_ready(v2.reference(unquote(name)))
 
-    def v2_version_ready(self, name: ModelName, version: ModelVersion) -> v2.Readiness:
+    def v2_version_ready(self, name: PlainModelName, version: ModelVersion) -> v2.V2Readiness:
         return self._v2_ready(v2.reference(unquote(name), unquote(version)))
 
-    def _v2_ready(self, ref: str) -> v2.Readiness:
+    def _v2_ready(self, ref: str) -> v2.V2Readiness:
         """Ready once the version loads (a missing one is a 404, a refused one a 503)."""
-        return v2.Readiness(ready=True, name=self.service.classifier(ref).name)
+        return v2.V2Readiness(ready=True, name=self.service.classifier(ref).name)
 
-    def v2_infer(self, name: ModelName, request: v2.InferRequest) -> Response[Any]:
+    def v2_infer(self, name: ModelName, request: v2.V2InferRequest) -> Response[Any]:
         return self._v2_infer(v2.reference(unquote(name)), request)
 
     def v2_version_infer(
-        self, name: ModelName, version: ModelVersion, request: v2.InferRequest
+        self, name: PlainModelName, version: ModelVersion, request: v2.V2InferRequest
     ) -> Response[Any]:
         return self._v2_infer(v2.reference(unquote(name), unquote(version)), request)
 
-    def _v2_infer(self, ref: str, request: v2.InferRequest) -> Response[Any]:
+    def _v2_infer(self, ref: str, request: v2.V2InferRequest) -> Response[Any]:
         if error := self._not_a_json_object():
             raise error
         plan = v2.Plan(request)

@@ -62,15 +62,21 @@ Parameters = Annotated[
 ]
 
 
-class RequestInput(BaseModel):
-    name: str = Field(max_length=MAX_NAME_CHARS, description=f"`{INPUT}`")
-    shape: list[StrictInt] = Field(max_length=MAX_DIMS, description="`[N]` or `[N, 1]`")
-    datatype: str = Field(max_length=MAX_NAME_CHARS, description="`BYTES`")
+class V2RequestInput(BaseModel):
+    # The document names the one input and datatype maas takes; other values are answered
+    # with a 400 that says what is wrong (not a generic "must be one of").
+    name: str = Field(
+        max_length=MAX_NAME_CHARS, json_schema_extra={"enum": [INPUT]}, description=f"`{INPUT}`"
+    )
+    shape: list[StrictInt] = Field(
+        max_length=MAX_DIMS, description="`[N]` or `[N, 1]`: N texts (N = the length of data)"
+    )
+    datatype: str = Field(max_length=MAX_NAME_CHARS, json_schema_extra={"enum": ["BYTES"]})
     parameters: Parameters | None = None
     data: list[Any] = Field(repr=False, description="The texts, flat or nested by the shape.")
 
 
-class RequestOutput(BaseModel):
+class V2RequestOutput(BaseModel):
     name: str = Field(max_length=MAX_NAME_CHARS, description=", ".join(OUTPUTS))
     parameters: Parameters | None = None
 
@@ -91,18 +97,20 @@ def _infer_examples(schema: dict[str, Any]) -> None:
     ]
 
 
-class InferRequest(BaseModel):
+class V2InferRequest(BaseModel):
     """The protocol's inference request (JSON; a binary one is decoded to this first)."""
 
     model_config = ConfigDict(json_schema_extra=_infer_examples)
 
     id: str | None = Field(default=None, max_length=MAX_ID_CHARS, description="Echoed back.")
     parameters: Parameters | None = None
-    inputs: list[RequestInput] = Field(min_length=1, max_length=MAX_DIMS)
-    outputs: list[RequestOutput] | None = Field(default=None, max_length=2 * len(OUTPUTS))
+    inputs: list[V2RequestInput] = Field(
+        min_length=1, max_length=MAX_DIMS, json_schema_extra={"maxItems": 1}
+    )
+    outputs: list[V2RequestOutput] | None = Field(default=None, max_length=2 * len(OUTPUTS))
 
 
-class ResponseOutput(BaseModel):
+class V2ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
@@ -110,47 +118,47 @@ class ResponseOutput(BaseModel):
     data: list[Any] | None = Field(default=None, description="Absent when sent as binary.")
 
 
-class InferResponse(BaseModel):
+class V2InferResponse(BaseModel):
     model_name: str
     model_version: str = Field(description="The version that answered.")
     id: str | None = None
     parameters: Parameters | None = None
-    outputs: list[ResponseOutput]
+    outputs: list[V2ResponseOutput]
 
 
-class ErrorResponse(BaseModel):
+class V2Error(BaseModel):
     error: str = Field(description="What was wrong (the stable code is in X-Maas-Error-Code).")
 
 
-class ServerMetadata(BaseModel):
+class V2ServerMetadata(BaseModel):
     name: str
     version: str
     extensions: list[str]
 
 
-class TensorMetadata(BaseModel):
+class V2TensorMetadata(BaseModel):
     name: str
     datatype: str
     shape: list[int]
 
 
-class ModelMetadata(BaseModel):
+class V2ModelMetadata(BaseModel):
     name: str
     versions: list[str] = Field(description="Every published version, oldest first.")
     platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
+    inputs: list[V2TensorMetadata]
+    outputs: list[V2TensorMetadata]
     properties: dict[str, str] = Field(
         description="version (the one this name resolves to), labels (a JSON array: the "
         "columns of probabilities), runtime, task"
     )
 
 
-class Liveness(BaseModel):
+class V2Liveness(BaseModel):
     live: bool
 
 
-class Readiness(BaseModel):
+class V2Readiness(BaseModel):
     ready: bool
     name: str | None = None
 
@@ -167,18 +175,18 @@ def reference(name: str, version: str | None = None) -> str:
     return f"{name}:{version}" if version.isdigit() else f"{name}@{version}"
 
 
-def model_metadata(classifier: Classifier, versions: Sequence[str]) -> ModelMetadata:
+def model_metadata(classifier: Classifier, versions: Sequence[str]) -> V2ModelMetadata:
     width = len(classifier.labels)
-    return ModelMetadata(
+    return V2ModelMetadata(
         name=classifier.name,
         versions=list(versions),
         platform=PLATFORM,
-        inputs=[TensorMetadata(name=INPUT, datatype="BYTES", shape=[-1])],
+        inputs=[V2TensorMetadata(name=INPUT, datatype="BYTES", shape=[-1])],
         outputs=[
-            TensorMetadata(name=LABEL, datatype="BYTES", shape=[-1]),
-            TensorMetadata(name=SCORE, datatype="FP32", shape=[-1]),
-            TensorMetadata(name=PROBABILITIES, datatype="FP32", shape=[-1, width]),
-            TensorMetadata(name=EXPLANATION, datatype="BYTES", shape=[-1]),
+            V2TensorMetadata(name=LABEL, datatype="BYTES", shape=[-1]),
+            V2TensorMetadata(name=SCORE, datatype="FP32", shape=[-1]),
+            V2TensorMetadata(name=PROBABILITIES, datatype="FP32", shape=[-1, width]),
+            V2TensorMetadata(name=EXPLANATION, datatype="BYTES", shape=[-1]),
         ],
         properties={
             "version": classifier.version,
@@ -262,7 +270,7 @@ def _flat(data: list[Any], shape: Sequence[int]) -> list[Any]:
     return flat
 
 
-def texts_of(request: InferRequest) -> list[str]:
+def texts_of(request: V2InferRequest) -> list[str]:
     """The texts of the request's one input, checked against the protocol's rules (the texts
     themselves are then checked like any other: the caller validates them)."""
     if len(request.inputs) != 1:
@@ -296,7 +304,7 @@ def _flag(parameters: dict[str, Any] | None, name: str, where: str) -> bool:
 class Plan:
     """What a request asks for: which outputs, explained or not, which in binary."""
 
-    def __init__(self, request: InferRequest) -> None:
+    def __init__(self, request: V2InferRequest) -> None:
         self.explain = _flag(request.parameters, "explain", "parameters")
         binary_default = _flag(request.parameters, "binary_data_output", "parameters")
         self.outputs: list[tuple[str, bool, int]] = []  # (name, binary, class_count)
@@ -331,15 +339,15 @@ class Plan:
 
 def _tensor(
     name: str, datatype: str, shape: list[int], values: list[Any], binary: bool, raw: list[bytes]
-) -> ResponseOutput:
+) -> V2ResponseOutput:
     if not binary:
-        return ResponseOutput(name=name, shape=shape, datatype=datatype, data=values)
+        return V2ResponseOutput(name=name, shape=shape, datatype=datatype, data=values)
     if datatype == "BYTES":
         encoded = _bytes_binary(values)
     else:
         encoded = struct.pack(f"<{len(values)}f", *values)
     raw.append(encoded)
-    return ResponseOutput(
+    return V2ResponseOutput(
         name=name, shape=shape, datatype=datatype, parameters={"binary_data_size": len(encoded)}
     )
 
@@ -350,15 +358,15 @@ def _top(prediction: Prediction, labels: Sequence[str], count: int) -> list[str]
 
 
 def response(
-    request: InferRequest,
+    request: V2InferRequest,
     plan: Plan,
     classifier: Classifier,
     predictions: Sequence[Prediction],
-) -> tuple[InferResponse, bytes]:
+) -> tuple[V2InferResponse, bytes]:
     """The protocol's answer, and the binary data that follows its JSON (empty: none)."""
     labels = list(classifier.labels)
     count = len(predictions)
-    outputs: list[ResponseOutput] = []
+    outputs: list[V2ResponseOutput] = []
     raw: list[bytes] = []
     for name, binary, classes in plan.outputs:
         if name == LABEL:
@@ -384,7 +392,7 @@ def response(
                 for p in predictions
             ]
             outputs.append(_tensor(name, "BYTES", [count], values, binary, raw))
-    answer = InferResponse(
+    answer = V2InferResponse(
         model_name=classifier.name,
         model_version=classifier.version,
         id=request.id,
@@ -397,14 +405,14 @@ __all__ = [
     "BINARY_HEADER",
     "ERROR_CODE_HEADER",
     "EXTENSIONS",
-    "ErrorResponse",
-    "InferRequest",
-    "InferResponse",
-    "Liveness",
-    "ModelMetadata",
     "Plan",
-    "Readiness",
-    "ServerMetadata",
+    "V2Error",
+    "V2InferRequest",
+    "V2InferResponse",
+    "V2Liveness",
+    "V2ModelMetadata",
+    "V2Readiness",
+    "V2ServerMetadata",
     "model_metadata",
     "reference",
     "response",

@@ -18,6 +18,11 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 VERSION_RE = re.compile(r"[1-9][0-9]{0,8}")
 # `name`, `name@alias` or `name:version`, as a JSON-schema pattern (the OpenAPI document's)
 REFERENCE_PATTERN = rf"^{NAME_RE.pattern}(@{NAME_RE.pattern}|:{VERSION_RE.pattern})?$"
+NAME_PATTERN = rf"^{NAME_RE.pattern}$"  # a model or alias name alone
+# A version number, or an alias name that is not all digits (digits alone mean a version).
+VERSION_OR_ALIAS_PATTERN = (
+    rf"^({VERSION_RE.pattern}|[A-Za-z][A-Za-z0-9._-]{{0,127}}|[0-9]+[A-Za-z._-][A-Za-z0-9._-]*)$"
+)
 _RULE = "use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)"
 
 
