@@ -243,8 +243,9 @@ def man_pages() -> list[Row]:
                 continue
             text = man_description(page)
             name = path.name.removesuffix(".gz")
-            usable = text and len(text.split()) >= 3 and len(text) <= MAN_MAX_CHARS
-            if usable and families[_family(name)] < MAN_PER_FAMILY:
+            if text is None or len(text.split()) < 3 or len(text) > MAN_MAX_CHARS:
+                continue
+            if families[_family(name)] < MAN_PER_FAMILY:
                 families[_family(name)] += 1
                 found[label].append((name, unicodedata.normalize("NFC", text)))
     counts = Counter(text for pages in found.values() for _, text in pages)

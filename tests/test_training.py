@@ -128,6 +128,7 @@ def sample(source: Path, directory: Path, rows: int) -> tuple[Path, dict[str, st
     return write_rows(directory / source.name, chosen), {r["text"]: r["label"] for r in chosen}
 
 
+AUTO_EXTRA = ("--cv", "3", "--allow-quality-drop")
 # name -> (dataset, rows sampled, options). Few epochs, small subsets: seconds of training each.
 TRAININGS: dict[str, tuple[Path, int, tuple[str, ...]]] = {
     # 1000 rows: a test split of 100, where one answer flipped by quantization is one point,
@@ -141,6 +142,29 @@ TRAININGS: dict[str, tuple[Path, int, tuple[str, ...]]] = {
     "seed_run": (REVIEWS, 300, ("--preset", "seed", "--epochs", "2", "--allow-quality-drop")),
     # stderr on a pseudo-terminal, as a person at a terminal runs it
     "terminal_run": (REVIEWS, 200, ("--epochs", "2", "--allow-quality-drop")),
+    # the other architectures, each through the gate without an override (test split of 60:
+    # one flipped text is allowed, two fail)
+    "cnn_run": (REVIEWS, 600, ("--preset", "cnn", "--epochs", "4")),
+    "bilstm_run": (PACKAGES, 600, ("--preset", "bilstm", "--epochs", "8")),
+    "transformer_run": (REVIEWS, 600, ("--preset", "transformer", "--epochs", "4")),
+    # auto within a budget only the first candidate fits, and 3-fold cross-validation
+    "auto_run": (
+        PACKAGES,
+        300,
+        tuple(
+            [
+                "--preset",
+                "auto",
+                "--time-budget",
+                "1",
+                "--epochs",
+                "2",
+                "--cv",
+                "3",
+                "--allow-quality-drop",
+            ]
+        ),
+    ),
 }
 
 
@@ -491,9 +515,134 @@ def test_quality_gate_fails_beyond_one_point_unless_overridden() -> None:
     quality.enforce(overridden)  # accepted, and the manifest says so
 
 
+def test_on_a_small_test_split_one_flipped_text_is_allowed() -> None:
+    one_flip = quality.quality_gate(44 / 60, 43 / 60, test_texts=60)  # 1.7 points
+    assert one_flip.passed and one_flip.max_accuracy_drop == round(1 / 60, 6)
+    assert not quality.quality_gate(44 / 60, 42 / 60, test_texts=60).passed  # two texts
+    assert quality.quality_gate(0.9, 0.88, test_texts=1000).max_accuracy_drop == 0.01
+
+
 def test_golden_examples_cover_every_label() -> None:
     y = [0] * 50 + [1] * 3 + [2] * 50
     rows = quality.golden_rows(y, 3)
     assert len(rows) == 8
     assert {y[row] for row in rows} == {0, 1, 2}
     assert len(quality.golden_rows([0, 1] * 3 + list(range(12)), 12)) == 12
+
+
+# -- the other architectures, auto, cross-validation ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("run_name", "preset", "layer"),
+    [("cnn_run", "cnn", "Conv1D"), ("bilstm_run", "bilstm", "Bidirectional"),
+     ("transformer_run", "transformer", "MultiHeadAttention")],
+)  # fmt: skip
+def test_every_architecture_passes_the_gate_and_is_served(
+    trainings: dict[str, Run],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    run_name: str,
+    preset: str,
+    layer: str,
+) -> None:
+    from conftest import open_store
+
+    from maas.local.gateway import to_event
+    from maas.local.lambda_runtime import lambda_context, load_function
+    from maas.store.publishing import adopt_serving_runtime
+
+    run = trainings[run_name]
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = run.manifest
+    assert manifest.preset == preset
+    assert manifest.quality_gate is not None and manifest.quality_gate.passed
+    assert not manifest.quality_gate.overridden
+    assert layer in {entry["type"] for entry in (manifest.hyperparameters or {})["layers"]}
+    if manifest.buckets is not None:  # the masked buckets answer exactly like the full model
+        assert manifest.buckets.max_abs_diff is not None and manifest.buckets.max_abs_diff <= 1e-6
+    # as `maas train` does: the Lambda's interpreter (tflite-runtime 2.14) re-records the
+    # golden examples LiteRT recorded in the training environment, within 1e-2 of them
+    adopted = adopt_serving_runtime(run.out)
+    assert adopted.max_abs_diff <= 1e-2
+    served = Classifier.open(run.out)
+    assert served.verify_golden() <= 1e-6
+
+    open_store(tmp_path / "store").publish(run.out, "model", alias="production")
+    monkeypatch.setenv("MAAS_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("MAAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAAS_MODEL_NAME", "model")
+    texts = list(run.labels_of)[:20]
+    body = json.dumps({"texts": texts}).encode()
+    event = to_event(
+        "POST", "/models/model/predict", "", [("content-type", "application/json")], body
+    )
+    answer = load_function("http").handler(event, lambda_context())
+    assert answer["statusCode"] == 200, answer["body"]
+    labels = [p["label"] for p in json.loads(answer["body"])["predictions"]]
+    assert labels == [p.label for p in served.predict(texts)]
+    correct = sum(label == run.labels_of[text] for label, text in zip(labels, texts, strict=True))
+    assert correct >= 12, "it learned something (20 texts it was trained on)"
+
+
+def test_auto_reports_every_candidate_and_cross_validation_every_fold(
+    trainings: dict[str, Run],
+) -> None:
+    run = trainings["auto_run"]
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = run.manifest
+    candidates = manifest.candidates or []
+    assert [c["preset"] for c in candidates] == ["default", "cnn", "transformer", "bilstm"]
+    assert candidates[0]["chosen"] and manifest.preset == "default"  # the budget fit one
+    assert all("time budget" in c["skipped"] for c in candidates[1:])
+    cv = manifest.cross_validation or {}
+    data = manifest.data or {}
+    assert cv["k"] == 3 and len(cv["folds"]) == 3
+    splits = data["splits"]
+    assert sum(f["n"] for f in cv["folds"]) == splits["train"] + splits["validation"]
+    low, high = cv["accuracy_interval"]
+    assert low <= cv["accuracy_mean"] <= high
+    card = (run.out / "model-card.md").read_text(encoding="utf-8")
+    assert "3-fold cross-validation" in card and "| default |" in card and "**chosen**" in card
+    assert "auto: default" in run.stdout and "3-fold cross-validation" in run.stdout
+
+
+def test_every_accuracy_has_its_interval(any_run: Run) -> None:
+    for name, report in (any_run.manifest.metrics or {}).items():
+        assert report.accuracy_interval is not None, name
+        low, high = report.accuracy_interval
+        assert 0 <= low <= report.accuracy <= high <= 1, name
+    assert "95 % interval" in (any_run.out / "model-card.md").read_text(encoding="utf-8")
+
+
+def test_wilson_intervals() -> None:
+    from maas.core.metrics import wilson_interval
+
+    assert wilson_interval(50, 60) == pytest.approx([0.7197, 0.9069], abs=1e-4)
+    assert wilson_interval(60, 60)[1] == 1.0 and wilson_interval(60, 60)[0] > 0.93
+    assert wilson_interval(0, 10)[0] == 0.0
+    assert wilson_interval(0, 0) == [0.0, 1.0]
+
+
+def test_notes_say_when_the_numbers_cannot_be_trusted() -> None:
+    from maas.training import job
+
+    def report(correct: int, n: int) -> dict[str, Any]:
+        from maas.core.metrics import wilson_interval
+
+        return {"n": n, "accuracy": correct / n, "accuracy_interval": wilson_interval(correct, n)}
+
+    @dataclass
+    class Trained:
+        history: dict[str, list[float]]
+        best_epoch: int
+
+    fitting = Trained({"accuracy": [0.8, 0.9], "val_accuracy": [0.78, 0.86]}, 2)
+    memorising = Trained({"accuracy": [0.9, 1.0], "val_accuracy": [0.85, 0.85]}, 2)
+    small = {"quantized": report(50, 60), "baseline": report(48, 60)}
+    large = {"quantized": report(900, 1000), "baseline": report(800, 1000)}
+    assert job.evaluation_notes(large, fitting) == []
+    (note,) = job.evaluation_notes(small, fitting)
+    assert "too small to tell this model from the baseline" in note and "n=60" in note
+    (note,) = job.evaluation_notes(large, memorising)
+    assert note.startswith("Overfitting") and "1.000" in note and "0.850" in note

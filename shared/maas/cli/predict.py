@@ -211,7 +211,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print_json(report)
     else:
         print(f"{classifier.name}:{classifier.version} on {args.data}: n={report['n']}")
-        print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
+        low, high = report["accuracy_interval"]
+        print(
+            f"accuracy {report['accuracy']:.4f} (95 % interval {low:.4f}-{high:.4f})  "
+            f"macro-F1 {report['macro_f1']:.4f}"
+        )
         for label, row in report["per_class"].items():
             print(
                 f"  {label:<20} precision {row['precision']:.3f} recall {row['recall']:.3f} "

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from maas.cli.common import add_file_options, command, note
-from maas.training.options import DEFAULT_PRESET, DEFAULT_SEED, PRESET_NAMES
+from maas.errors import InvalidInput
+from maas.training.options import (
+    AUTO,
+    DEFAULT_PRESET,
+    DEFAULT_SEED,
+    DEFAULT_TIME_BUDGET_S,
+    PRESET_NAMES,
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -32,7 +39,25 @@ def add_parser(commands: Any) -> None:
     )
     add_file_options(train)
     train.add_argument(
-        "--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help="model architecture"
+        "--preset",
+        choices=[*PRESET_NAMES, AUTO],
+        default=DEFAULT_PRESET,
+        help="model architecture; auto: train several within --time-budget and keep the best "
+        "on the validation split",
+    )
+    train.add_argument(
+        "--time-budget",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_TIME_BUDGET_S,
+        help="--preset auto: seconds of training to spend on candidates",
+    )
+    train.add_argument(
+        "--cv",
+        metavar="K",
+        type=int,
+        help="also cross-validate the preset k-fold on train + validation (default: no; K "
+        "more trainings)",
     )
     train.add_argument(
         "--epochs", metavar="N", type=int, help="most epochs (default: the preset's)"
@@ -47,7 +72,8 @@ def add_parser(commands: Any) -> None:
     train.add_argument(
         "--allow-quality-drop",
         action="store_true",
-        help="keep an artifact whose quantized accuracy is >1 point below float",
+        help="keep an artifact whose quantized accuracy is more than 1 point (or one test "
+        "text) below float",
     )
     train.set_defaults(func=run)
 
@@ -57,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from maas.store.publishing import adopt_serving_runtime, verify_artifact
     from maas.training.options import TrainingOptions
 
+    if args.cv is not None and args.cv < 2:
+        raise InvalidInput(f"--cv {args.cv}: k-fold cross-validation needs K >= 2")
+    if args.time_budget <= 0:
+        raise InvalidInput("--time-budget must be a number of seconds above 0")
     status = run_job(TrainingOptions.from_args(args))
     if status != 0:
         return status

@@ -126,6 +126,8 @@ class EvaluationReport(_Record):
 
     n: int
     accuracy: float
+    # 95 % Wilson interval of the accuracy (absent in manifests written before it was added)
+    accuracy_interval: list[float] | None = None
     macro_f1: float
     per_class: dict[str, ClassReport] = {}
     confusion_matrix: list[list[int]] = []
@@ -170,6 +172,12 @@ class Manifest(BaseModel):
     libraries: dict[str, str] | None = None
     created_at: str | None = None
     training: TrainingRun | None = None
+    # what the numbers cannot say by themselves (a test split too small, overfitting)
+    notes: list[str] | None = None
+    # `--preset auto`: every candidate, its validation accuracy, the one chosen
+    candidates: list[dict[str, Any]] | None = None
+    # `--cv K`: the preset's k-fold accuracy on train + validation, and the baseline's
+    cross_validation: dict[str, Any] | None = None
     # set by the store when it publishes the artifact as a version
     name: str | None = None
     version: str | None = None

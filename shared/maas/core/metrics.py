@@ -18,11 +18,26 @@ def confusion_matrix(
     return matrix
 
 
+Z_95 = 1.959964  # the standard normal's 97.5th percentile: two-sided 95 %
+
+
+def wilson_interval(correct: int, n: int, z: float = Z_95) -> list[float]:
+    """The 95 % Wilson score interval of a proportion `correct / n` (an accuracy): unlike
+    p ± z·se it stays inside [0, 1] and is honest at 0 %, 100 % and small n."""
+    if n <= 0:
+        return [0.0, 1.0]
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(float(max(0.0, centre - half)), 6), round(float(min(1.0, centre + half)), 6)]
+
+
 def classification_report(
     y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]
 ) -> dict[str, Any]:
-    """accuracy, macro_f1, n, per_class {label: precision, recall, f1, support} and the
-    confusion matrix (rows true, columns predicted, in `labels` order)."""
+    """accuracy with its 95 % Wilson interval, macro_f1, n, per_class {label: precision,
+    recall, f1, support} and the confusion matrix (rows true, columns predicted, in `labels`
+    order)."""
     matrix = confusion_matrix(y_true, y_pred, len(labels))
     n = int(matrix.sum())
     true_positive = np.diag(matrix).astype(np.float64)
@@ -39,6 +54,7 @@ def classification_report(
     return {
         "n": n,
         "accuracy": float(true_positive.sum() / n) if n else 0.0,
+        "accuracy_interval": wilson_interval(int(true_positive.sum()), n),
         "macro_f1": float(f1.mean()) if len(labels) else 0.0,
         "per_class": {
             label: {

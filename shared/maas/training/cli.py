@@ -14,7 +14,13 @@ from pathlib import Path
 
 from maas.errors import MaasError
 from maas.exits import EXIT_ERROR, exit_status, fail
-from maas.training.options import DEFAULT_PRESET, DEFAULT_SEED, TrainingOptions
+from maas.training.options import (
+    AUTO,
+    DEFAULT_PRESET,
+    DEFAULT_SEED,
+    DEFAULT_TIME_BUDGET_S,
+    TrainingOptions,
+)
 from maas.training.presets import PRESETS
 
 
@@ -29,7 +35,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="label")
     p.add_argument("--encoding", help="the file's encoding (default: UTF-8, or UTF-16 with a BOM)")
     p.add_argument("--delimiter", help="a CSV's delimiter (default: sniffed)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
+    p.add_argument("--preset", choices=[*sorted(PRESETS), AUTO], default=DEFAULT_PRESET)
+    p.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET_S)
+    p.add_argument("--cv", type=_at_least_two, help="k-fold cross-validation (default: none)")
     p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the preset's)")
     p.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help="seed for the split and the training"
@@ -40,6 +48,13 @@ def parser() -> argparse.ArgumentParser:
         help="keep a quantized model that is more than 1 accuracy point below float",
     )
     return p
+
+
+def _at_least_two(value: str) -> int:
+    number = int(value)
+    if number < 2:
+        raise argparse.ArgumentTypeError("k-fold cross-validation needs k >= 2")
+    return number
 
 
 def _positive(value: str) -> int:

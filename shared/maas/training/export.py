@@ -51,6 +51,9 @@ def bucket_plan(architecture: str, spec: TokenizerSpec) -> BucketPlan | None:
             return None
         kind = LSTM_STATE
     else:
+        # Masked: the mean of embeddings, the CNN's masked max, the transformer's masked
+        # attention and the BiLSTM's masked steps all read a shorter input as the same text.
+        # buckets.check proves it for each exported model and drops buckets that differ.
         kind = MASKED
     lengths = tuple(length for length in BUCKET_LENGTHS[kind] if length < spec.max_length)
     return BucketPlan(kind, lengths) if lengths else None

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import platform
 import shutil
+import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,8 @@ from maas.core.metrics import classification_report
 from maas.core.tokenizer import Tokenizer
 from maas.errors import BadData, ErrorCode
 from maas.training import buckets, export, quality, splits
-from maas.training.options import TrainingOptions
-from maas.training.presets import PRESETS, Preset
+from maas.training.options import AUTO, TrainingOptions
+from maas.training.presets import AUTO_CANDIDATES, PRESETS, Preset
 
 Array = npt.NDArray[Any]
 
@@ -33,7 +36,7 @@ Array = npt.NDArray[Any]
 def run(options: TrainingOptions) -> Manifest:
     """Train, export, evaluate and write the artifact. The quality gate's verdict is in the
     manifest; `quality.enforce` turns a failed gate into an error."""
-    preset = PRESETS[options.preset].with_epochs(options.epochs)
+    preset = None if options.preset == AUTO else PRESETS[options.preset].with_epochs(options.epochs)
     check_out(options.out)
     data = splits.load(
         options.data,
@@ -66,13 +69,25 @@ def check_out(out: Path) -> None:
         )
 
 
-def build_artifact(
-    directory: Path, data: splits.LabelledData, preset: Preset, options: TrainingOptions
-) -> Manifest:
-    from maas.training import models  # TensorFlow loads here, after the input was checked
+@dataclass
+class Fitted:
+    """One preset trained on the train split (early stopping on validation)."""
 
-    models.set_seeds(options.seed)
-    n_labels = len(data.labels)
+    preset: Preset
+    tokenizer: Tokenizer
+    encoded: dict[str, Array]
+    model: Any
+    trained: Any  # models.TrainingResult
+
+    @property
+    def validation_accuracy(self) -> float:
+        return float(self.trained.history["val_accuracy"][self.trained.best_epoch - 1])
+
+
+def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
+    from maas.training import models
+
+    models.set_seeds(seed)
     tokenizer = Tokenizer.fit(data.train.texts, preset.tokenizer)
     encoded = {
         name: tokenizer.encode(part.texts)
@@ -82,11 +97,60 @@ def build_artifact(
             ("test", data.test),
         )
     }
-    model = models.build(preset, n_labels)
-    models.compile_model(model, preset, n_labels)
+    model = models.build(preset, len(data.labels))
+    models.compile_model(model, preset, len(data.labels))
     trained = models.train(
         model, preset, encoded["train"], data.train.y, encoded["validation"], data.validation.y
     )
+    return Fitted(preset, tokenizer, encoded, model, trained)
+
+
+def choose(
+    data: splits.LabelledData, seed: int, budget_s: float, epochs: int | None = None
+) -> tuple[Fitted, list[dict[str, Any]]]:
+    """`--preset auto`: train the candidates (cheapest first) while the time budget lasts
+    (the first always), keep the best on the validation split; all of them are reported."""
+    started = time.perf_counter()
+    best: Fitted | None = None
+    report: list[dict[str, Any]] = []
+    for name in AUTO_CANDIDATES:
+        elapsed = time.perf_counter() - started
+        trained = [entry["seconds"] for entry in report if "seconds" in entry]
+        last = trained[-1] if trained else 0.0
+        if best is not None and elapsed + last > budget_s:
+            report.append({"preset": name, "skipped": f"time budget ({budget_s:g} s)"})
+            continue
+        print(f"auto: training the {name} preset", file=sys.stderr, flush=True)
+        fitted = fit(PRESETS[name].with_epochs(epochs), data, seed)
+        report.append(
+            {
+                "preset": name,
+                "validation_accuracy": round(fitted.validation_accuracy, 6),
+                "epochs": fitted.trained.epochs_run,
+                "seconds": round(fitted.trained.seconds, 2),
+            }
+        )
+        if best is None or fitted.validation_accuracy > best.validation_accuracy:
+            best = fitted
+    assert best is not None
+    for entry in report:
+        entry["chosen"] = entry["preset"] == best.preset.name
+    return best, report
+
+
+def build_artifact(
+    directory: Path, data: splits.LabelledData, preset: Preset | None, options: TrainingOptions
+) -> Manifest:
+    from maas.training import models  # TensorFlow loads here, after the input was checked
+
+    n_labels = len(data.labels)
+    candidates = None
+    if preset is None:  # --preset auto
+        fitted, candidates = choose(data, options.seed, options.time_budget, options.epochs)
+    else:
+        fitted = fit(preset, data, options.seed)
+    preset, tokenizer, encoded = fitted.preset, fitted.tokenizer, fitted.encoded
+    model, trained = fitted.model, fitted.trained
     float_probabilities = models.probabilities(model, encoded["test"])
     plan = export.bucket_plan(preset.architecture, preset.tokenizer)
     sizes = export_model(model, directory, plan)
@@ -116,6 +180,10 @@ def build_artifact(
             "seconds": round(trained.seconds, 2),
         },
     )
+    draft["notes"] = evaluation_notes(draft["metrics"], trained) or None
+    draft["candidates"] = candidates
+    if options.cv:
+        draft["cross_validation"] = cross_validate(preset, data, options.seed, options.cv)
     manifest = Manifest.model_validate(draft)
     write_report(directory, manifest, trained.history, trained.best_epoch)
     return artifact.write_manifest(directory, manifest)  # last: it digests every other file
@@ -188,10 +256,92 @@ def evaluate(
         max_probability_difference=float(
             np.abs(quantized_probabilities - float_probabilities).max()
         ),
+        test_texts=len(y_test),
     )
     rows = quality.golden_rows(y_test, len(data.labels))
     golden = quality.golden(data.test.texts, quantized_probabilities, rows, served.runtime)
     return {"metrics": metrics, "quality_gate": gate, "golden": golden}
+
+
+OVERFITTING_GAP = 0.10  # train vs validation accuracy at the kept epoch
+
+
+def evaluation_notes(metrics: dict[str, Any], trained: Any) -> list[str]:
+    """What a reader of the numbers should know: a test split too small to tell the model
+    from the baseline, and a model that fits its training data far better than new data."""
+    notes = []
+    model, base = metrics["quantized"], metrics["baseline"]
+    low, high = model["accuracy_interval"]
+    base_low, base_high = base["accuracy_interval"]
+    if low <= base_high and base_low <= high:
+        notes.append(
+            f"The test split (n={model['n']}) is too small to tell this model from the "
+            f"baseline: accuracy {model['accuracy']:.3f} [{low:.3f}, {high:.3f}] vs "
+            f"{base['accuracy']:.3f} [{base_low:.3f}, {base_high:.3f}] (95 % intervals "
+            "overlap). More labelled data, or --cv K, gives a firmer answer."
+        )
+    history, epoch = trained.history, trained.best_epoch - 1
+    if "accuracy" in history and "val_accuracy" in history:
+        train_accuracy, validation = history["accuracy"][epoch], history["val_accuracy"][epoch]
+        if train_accuracy - validation > OVERFITTING_GAP:
+            notes.append(
+                f"Overfitting: at the kept epoch ({epoch + 1}) training accuracy is "
+                f"{train_accuracy:.3f} but validation {validation:.3f}. The model memorises "
+                "its training texts; more data, or a smaller preset, generalises better."
+            )
+    return notes
+
+
+def cross_validate(preset: Preset, data: splits.LabelledData, seed: int, k: int) -> dict[str, Any]:
+    """k-fold cross-validation of the preset (and the baseline) on train + validation: each
+    fold held out once and scored; the rest trains, with a tenth of it for early stopping."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from maas.core.metrics import wilson_interval
+    from maas.training import baseline, models
+
+    texts = data.train.texts + data.validation.texts
+    y = np.concatenate([data.train.y, data.validation.y])
+    folds = []
+    for index, (rest, held) in enumerate(
+        StratifiedKFold(k, shuffle=True, random_state=seed).split(texts, y)
+    ):
+        print(f"cross-validation: fold {index + 1}/{k}", file=sys.stderr, flush=True)
+        inner, stop = train_test_split(rest, test_size=0.1, stratify=y[rest], random_state=seed)
+        models.set_seeds(seed)
+        tokenizer = Tokenizer.fit([texts[i] for i in inner], preset.tokenizer)
+
+        encoded = {
+            name: tokenizer.encode([texts[i] for i in rows])
+            for name, rows in (("inner", inner), ("stop", stop), ("held", held))
+        }
+        model = models.build(preset, len(data.labels))
+        models.compile_model(model, preset, len(data.labels))
+        models.train(model, preset, encoded["inner"], y[inner], encoded["stop"], y[stop])
+        predicted = models.probabilities(model, encoded["held"]).argmax(axis=1)
+        base = baseline.predict(
+            tokenizer.spec, [texts[i] for i in rest], y[rest], [texts[i] for i in held], seed
+        )
+        correct, base_correct = int((predicted == y[held]).sum()), int((base == y[held]).sum())
+        folds.append(
+            {
+                "n": len(held),
+                "correct": correct,
+                "accuracy": round(correct / len(held), 6),
+                "baseline": round(base_correct / len(held), 6),
+            }
+        )
+    accuracies = [f["accuracy"] for f in folds]
+    total = sum(int(f["n"]) for f in folds)
+    correct = sum(int(f["correct"]) for f in folds)
+    return {
+        "k": k,
+        "accuracy_mean": round(float(np.mean(accuracies)), 6),
+        "accuracy_std": round(float(np.std(accuracies, ddof=1)), 6) if k > 1 else 0.0,
+        "accuracy_interval": wilson_interval(correct, total),
+        "baseline_mean": round(float(np.mean([f["baseline"] for f in folds])), 6),
+        "folds": folds,
+    }
 
 
 def hyperparameters(preset: Preset, seed: int, n_labels: int, model: Any) -> dict[str, Any]:
@@ -269,8 +419,10 @@ def summary(manifest: Manifest, out: Path) -> str:
     lines = [f"model artifact: {out}  ({manifest.preset} preset, {manifest.task}: {labels})"]
     for name in ("float", "quantized", "baseline"):
         m = metrics[name]
+        low, high = m.accuracy_interval or (0.0, 1.0)
         lines.append(
-            f"  {name:<9} accuracy {m.accuracy:.4f}  macro-F1 {m.macro_f1:.4f}  (test n={m.n})"
+            f"  {name:<9} accuracy {m.accuracy:.4f} [95 % {low:.3f}-{high:.3f}]  "
+            f"macro-F1 {m.macro_f1:.4f}  (test n={m.n})"
         )
     verdict = "passed" if gate.passed else "overridden" if gate.overridden else "FAILED"
     lines += [
@@ -282,4 +434,20 @@ def summary(manifest: Manifest, out: Path) -> str:
         f"tflite float {sizes['tflite_float_bytes']:,} B, "
         f"tflite quantized {sizes['tflite_quantized_bytes']:,} B",
     ]
+    if manifest.cross_validation:
+        cv = manifest.cross_validation
+        lines.append(
+            f"  {cv['k']}-fold cross-validation: accuracy {cv['accuracy_mean']:.4f} "
+            f"± {cv['accuracy_std']:.4f}, baseline {cv['baseline_mean']:.4f}"
+        )
+    for candidate in manifest.candidates or ():
+        if "skipped" in candidate:
+            lines.append(f"  auto: {candidate['preset']} skipped ({candidate['skipped']})")
+        else:
+            mark = "  <- chosen" if candidate["chosen"] else ""
+            lines.append(
+                f"  auto: {candidate['preset']:<11} validation accuracy "
+                f"{candidate['validation_accuracy']:.4f} ({candidate['seconds']:.1f} s){mark}"
+            )
+    lines += [f"  note: {note}" for note in manifest.notes or ()]
     return "\n".join(lines)

@@ -48,6 +48,87 @@ class MaskedMean(layers.Layer):
         return None  # the sequence axis is gone
 
 
+@keras.saving.register_keras_serializable(package="maas")
+class PaddingMask(layers.Layer):
+    """(batch, length, 1): 1.0 at a real token, 0.0 at padding (id 0)."""
+
+    def call(self, ids: Any) -> Any:
+        return ops.expand_dims(ops.cast(ops.not_equal(ids, 0), "float32"), -1)
+
+
+@keras.saving.register_keras_serializable(package="maas")
+class MaskedMax(layers.Layer):
+    """Max over the real tokens of non-negative (ReLU) features: padding positions are zeroed
+    first, so they can never win, and a text without a token gives zeros."""
+
+    def call(self, inputs: Any) -> Any:
+        features, mask = inputs
+        return ops.max(features * mask, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="maas")
+class MaskedMeanOf(layers.Layer):
+    """Mean over the real tokens, the mask given as a second input (MaskedMean's rule for a
+    text without a token: zeros)."""
+
+    def call(self, inputs: Any) -> Any:
+        features, mask = inputs
+        return ops.sum(features * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="maas")
+class PositionEmbedding(layers.Layer):
+    """Adds a learned embedding of each position (0, 1, ...): the first n rows for n tokens,
+    so a shorter input (a bucket) sees the same positions."""
+
+    def __init__(self, length: int, dim: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.length, self.dim = length, dim
+
+    def build(self, input_shape: Any) -> None:
+        self.table = self.add_weight(
+            shape=(self.length, self.dim), initializer="uniform", name="table"
+        )
+
+    def call(self, inputs: Any) -> Any:
+        return inputs + self.table[: ops.shape(inputs)[1]]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "length": self.length, "dim": self.dim}
+
+
+def _cnn(preset: Preset, ids: Any) -> Any:
+    mask = PaddingMask()(ids)
+    embedded = layers.Embedding(preset.tokenizer.num_words, preset.embedding_dim)(ids)
+    embedded = layers.Multiply()([embedded, mask])  # padding reads as zeros, like 'same' padding
+    pooled = [
+        MaskedMax()(
+            [layers.Conv1D(preset.units, width, padding="same", activation="relu")(embedded), mask]
+        )
+        for width in preset.kernel_sizes
+    ]
+    x = layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
+    return layers.Dropout(preset.dropout)(x)
+
+
+def _transformer(preset: Preset, ids: Any) -> Any:
+    spec, dim = preset.tokenizer, preset.embedding_dim
+    mask = PaddingMask()(ids)
+    x = layers.Embedding(spec.num_words, dim)(ids)
+    x = PositionEmbedding(spec.max_length, dim)(x)
+    x = layers.Dropout(preset.dropout)(x)
+    keys = layers.Permute((2, 1))(mask)  # (batch, 1, length): which keys a query may attend to
+    for _ in range(preset.blocks):
+        attended = layers.MultiHeadAttention(
+            num_heads=preset.heads, key_dim=dim // preset.heads, dropout=preset.dropout
+        )(x, x, attention_mask=keys)
+        x = layers.LayerNormalization()(layers.Add()([x, attended]))
+        forward = layers.Dense(preset.units, activation="relu")(x)
+        forward = layers.Dropout(preset.dropout)(layers.Dense(dim)(forward))
+        x = layers.LayerNormalization()(layers.Add()([x, forward]))
+    return MaskedMeanOf()([x, mask])
+
+
 def set_seeds(seed: int) -> None:
     """Python, numpy and TensorFlow seeds, and deterministic kernels: same data, same model."""
     import tensorflow as tf
@@ -67,6 +148,14 @@ def build(preset: Preset, n_labels: int, batch_size: int | None = None) -> keras
         # As the seed: no masking, the LSTM reads the padding too (hence pre-padding).
         x = layers.Embedding(spec.num_words, preset.embedding_dim)(ids)
         x = layers.LSTM(preset.units)(x)
+    elif preset.architecture == "cnn":
+        x = _cnn(preset, ids)
+    elif preset.architecture == "transformer":
+        x = _transformer(preset, ids)
+    elif preset.architecture == "bilstm":
+        x = layers.Embedding(spec.num_words, preset.embedding_dim, mask_zero=True)(ids)
+        x = layers.Bidirectional(layers.LSTM(preset.units))(x)
+        x = layers.Dropout(preset.dropout)(x)
     else:
         x = layers.Embedding(spec.num_words, preset.embedding_dim, mask_zero=True)(ids)
         x = layers.Dropout(preset.dropout)(x)
@@ -95,7 +184,8 @@ def describe_layers(model: keras.Model) -> list[dict[str, Any]]:
     for layer in model.layers:
         config = layer.get_config()
         entry: dict[str, Any] = {"type": type(layer).__name__}
-        for key in ("input_dim", "output_dim", "mask_zero", "units", "activation", "rate"):
+        keys = ("input_dim", "output_dim", "mask_zero", "units", "activation", "rate")
+        for key in (*keys, "filters", "kernel_size", "num_heads", "key_dim"):
             if key in config:
                 entry[key] = config[key]
         if isinstance(layer, keras.layers.InputLayer):

@@ -12,7 +12,9 @@ DEFAULT_PRESET = "default"
 DEFAULT_SEED = 42
 # The presets' names, here so that the CLI can offer them without loading the training code
 # (maas.training.presets.PRESETS holds the presets; a test keeps the two in step).
-PRESET_NAMES = ("default", "seed")
+PRESET_NAMES = ("default", "seed", "cnn", "bilstm", "transformer")
+AUTO = "auto"  # not a preset: trains several and keeps the best on validation
+DEFAULT_TIME_BUDGET_S = 600
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class TrainingOptions:
     allow_quality_drop: bool = False
     encoding: str | None = None  # None: recognised from the file (maas.client.data)
     delimiter: str | None = None
+    time_budget: float = DEFAULT_TIME_BUDGET_S  # --preset auto: seconds of training at most
+    cv: int | None = None  # k-fold cross-validation of the preset on train + validation
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainingOptions:
@@ -51,4 +55,8 @@ class TrainingOptions:
             command += ["--delimiter", self.delimiter]
         if self.allow_quality_drop:
             command.append("--allow-quality-drop")
+        if self.preset == AUTO:
+            command += ["--time-budget", f"{self.time_budget:g}"]
+        if self.cv is not None:
+            command += ["--cv", str(self.cv)]
         return command

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from maas.core.tokenizer import TokenizerSpec
 
-Architecture = Literal["lstm", "mean_embedding"]
+Architecture = Literal["lstm", "mean_embedding", "cnn", "bilstm", "transformer"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,11 @@ class Preset:
     max_epochs: int
     # early stopping: epochs without a better validation loss before training stops
     patience: int
+    # cnn: the convolutions' widths (`units` filters each); transformer: attention heads and
+    # encoder blocks (`units`: the feed-forward width)
+    kernel_sizes: tuple[int, ...] = ()
+    heads: int = 0
+    blocks: int = 0
 
     def with_epochs(self, epochs: int | None) -> Preset:
         return self if epochs is None else replace(self, max_epochs=epochs)
@@ -67,4 +72,56 @@ DEFAULT = Preset(
     patience=3,
 )
 
-PRESETS = {preset.name: preset for preset in (DEFAULT, SEED)}
+# A text CNN (Kim 2014): convolutions of widths 2, 3 and 4 over the embeddings, each max-pooled
+# over the real tokens only (the padding's embeddings are zeroed, so a shorter input is the
+# same model: it gets the masked buckets), concatenated, dropout, head.
+CNN = Preset(
+    name="cnn",
+    tokenizer=TokenizerSpec(num_words=20000, max_length=256, padding="post", truncating="post"),
+    architecture="cnn",
+    embedding_dim=64,
+    units=64,
+    dropout=0.4,
+    learning_rate=1e-3,
+    batch_size=32,
+    max_epochs=30,
+    patience=3,
+    kernel_sizes=(2, 3, 4),
+)
+
+# A masked bidirectional LSTM: reads the text both ways, skips the padding.
+BILSTM = Preset(
+    name="bilstm",
+    tokenizer=TokenizerSpec(num_words=20000, max_length=128, padding="post", truncating="post"),
+    architecture="bilstm",
+    embedding_dim=64,
+    units=32,
+    dropout=0.3,
+    learning_rate=1e-3,
+    batch_size=32,
+    max_epochs=20,
+    patience=3,
+)
+
+# A small encoder: token + learned position embeddings, two blocks of 4-head self-attention
+# (padding keys masked) and a feed-forward layer with residuals and layer normalisation, then
+# the masked mean of the tokens. Attention to real tokens only makes a shorter input the same
+# model (masked buckets).
+TRANSFORMER = Preset(
+    name="transformer",
+    tokenizer=TokenizerSpec(num_words=20000, max_length=128, padding="post", truncating="post"),
+    architecture="transformer",
+    embedding_dim=64,
+    units=128,
+    dropout=0.2,
+    learning_rate=5e-4,
+    batch_size=32,
+    max_epochs=30,
+    patience=3,
+    heads=4,
+    blocks=2,
+)
+
+PRESETS = {preset.name: preset for preset in (DEFAULT, SEED, CNN, BILSTM, TRANSFORMER)}
+# `--preset auto` tries these, in this order (cheapest first), within its time budget.
+AUTO_CANDIDATES = ("default", "cnn", "transformer", "bilstm")

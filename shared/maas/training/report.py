@@ -82,6 +82,49 @@ def _kb(size: int) -> str:
     return f"{size / 1024:,.0f} KB"
 
 
+def _interval(interval: list[float] | None) -> str:
+    return f"{interval[0]:.3f} – {interval[1]:.3f}" if interval else "—"
+
+
+def _notes(manifest: Manifest) -> str:
+    if not manifest.notes:
+        return ""
+    return "\n" + "\n".join(f"> **Note:** {note}\n" for note in manifest.notes)
+
+
+def _cross_validation(manifest: Manifest) -> str:
+    cv = manifest.cross_validation
+    if not cv:
+        return ""
+    folds = ", ".join(f"{fold['accuracy']:.3f}" for fold in cv["folds"])
+    return (
+        f"\n{cv['k']}-fold cross-validation on train + validation: accuracy "
+        f"{cv['accuracy_mean']:.4f} ± {cv['accuracy_std']:.4f} (folds {folds}; 95 % interval "
+        f"{_interval(cv['accuracy_interval'])}), baseline {cv['baseline_mean']:.4f}.\n"
+    )
+
+
+def _candidates(manifest: Manifest) -> str:
+    if not manifest.candidates:
+        return ""
+    rows = []
+    for c in manifest.candidates:
+        if "skipped" in c:
+            rows.append(f"| {c['preset']} | — | — | skipped: {c['skipped']} |")
+        else:
+            chosen = "**chosen**" if c["chosen"] else ""
+            rows.append(
+                f"| {c['preset']} | {c['validation_accuracy']:.4f} | {c['seconds']:.1f} s "
+                f"| {chosen} |"
+            )
+    return (
+        "\n`--preset auto` candidates (trained on the train split, compared on validation):\n\n"
+        "| preset | validation accuracy | training | |\n| --- | --- | --- | --- |\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
 def model_card(manifest: Manifest) -> str:
     """A short Markdown card from the manifest, so the card can never disagree with it."""
     labels, data, metrics = manifest.labels, manifest.data or {}, manifest.metrics or {}
@@ -94,7 +137,8 @@ def model_card(manifest: Manifest) -> str:
         ("Baseline: TF-IDF + logistic regression", metrics["baseline"]),
     ]
     metric_table = "\n".join(
-        f"| {name} | {m.accuracy:.4f} | {m.macro_f1:.4f} |" for name, m in rows
+        f"| {name} | {m.accuracy:.4f} | {_interval(m.accuracy_interval)} | {m.macro_f1:.4f} |"
+        for name, m in rows
     )
     per_class = "\n".join(
         f"| {label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
@@ -121,10 +165,10 @@ those in `{data["source"]}`.
 
 ## Test-split metrics (n = {metrics["quantized"].n})
 
-| model | accuracy | macro-F1 |
-| --- | --- | --- |
+| model | accuracy | 95 % interval | macro-F1 |
+| --- | --- | --- | --- |
 {metric_table}
-
+{_notes(manifest)}{_cross_validation(manifest)}{_candidates(manifest)}
 Quality gate (quantized at most {gate.max_accuracy_drop} accuracy below float): {gate_text}
 (drop {gate.accuracy_drop:+.4f}).
 
