@@ -1,7 +1,7 @@
 """`make bench`: the serving path against the TensorFlow baseline and the bare interpreter,
 measured side by side in one run.
 
-    .venv/bin/python bench/harness.py [--quick] [--presets seed,default] [--out bench-results]
+    .venv/bin/python bench/harness.py [--quick] [--presets seed,default,cnn] [--out bench-results]
 
 For each preset a model is trained through the real training job (cached under
 bench-results/models/, keyed by the data, the preset and the training code) and published to
@@ -60,7 +60,7 @@ VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 CHILD = BENCH / "child.py"
 HTTP_EVENT = REPO / "events" / "http" / "predict-one.json"
 MODEL_NAME = "reviews"  # the name the committed events use
-PRESETS = ("seed", "default")
+PRESETS = ("seed", "default", "cnn", "bilstm", "transformer")
 # shared/Makefile's RUNTIME_PROVIDED: the Lambda runtime's own boto3 and its dependencies
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
 # Files whose change makes a cached model stale.
@@ -489,7 +489,7 @@ def main() -> int:
         "--presets",
         type=lambda text: [p for p in text.split(",") if p],
         default=list(PRESETS),
-        help="comma-separated (default: seed,default)",
+        help="comma-separated (default: seed,default,cnn,bilstm,transformer)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     parser.add_argument(
