@@ -365,3 +365,45 @@ def test_a_worse_model_is_refused_with_both_numbers(
     check_record = (change.details or {})["check"]
     assert check_record["passed"] is False and check_record["forced"] is True
     assert check_record["candidate"]["accuracy"] < check_record["incumbent"]["accuracy"] - 0.05
+
+
+def test_a_failing_canary_shows_in_its_own_error_metric(
+    tmp_path: Path,
+    trained_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A canary whose files were damaged answers 503 to the keys routed to it (never the
+    others), and VersionErrors counts each of those under its own version."""
+    root = tmp_path / "store"
+    store = open_store(root)
+    store.publish(trained_model, "reviews", alias="production")
+    store.publish(trained_model, "reviews")
+    damaged = root / "reviews" / "versions" / "2" / "model.tflite"
+    damaged.chmod(0o644)
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    store.promote("reviews", "1", "production", canary=Split("2", 0.3))
+    for name, value in {
+        "MAAS_STORE": str(root),
+        "MAAS_MODEL_NAME": "reviews",
+        "MAAS_CACHE_DIR": str(tmp_path / "cache"),
+        "POWERTOOLS_METRICS_NAMESPACE": "maas-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    http = load_function("http")
+    capsys.readouterr()
+    statuses = []
+    for i in range(200):
+        event = request(
+            "POST",
+            "/models/reviews/predict",
+            {"text": "房间很干净"},
+            headers={"x-maas-routing-key": f"user-{i}"},
+        )
+        statuses.append(http.handler(event, lambda_context())["statusCode"])
+    emitted = capsys.readouterr().out
+    assert set(statuses) == {200, 503}
+    errors = [json.loads(line) for line in emitted.splitlines() if "VersionErrors" in line]
+    assert {doc["version"] for doc in errors} == {"2"}
+    assert sum(doc["VersionErrors"][0] for doc in errors) == statuses.count(503)
+    assert 0.2 <= statuses.count(503) / 200 <= 0.4

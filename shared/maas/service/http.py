@@ -390,13 +390,18 @@ class HttpFunction:
         the metrics, the shadow comparison and the log line every protocol gets."""
         key = self._routing_key()
         started = time.perf_counter()
-        classifier, predictions = self.service.predict(
-            texts,
-            ref,
-            explain=explain,
-            max_invokes=self.runtime.settings.limits.explain_max_invokes,
-            routing_key=key,
-        )
+        try:
+            classifier, predictions = self.service.predict(
+                texts,
+                ref,
+                explain=explain,
+                max_invokes=self.runtime.settings.limits.explain_max_invokes,
+                routing_key=key,
+            )
+        except MaasError as error:
+            if status_of(error) >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                self.runtime.version_failed(ref, key)  # a canary that fails shows as one
+            raise
         latency_ms = (time.perf_counter() - started) * 1000
         self.runtime.version_metrics(classifier, predictions, latency_ms)
         self.runtime.run_shadow(texts, ref, key, classifier, predictions)

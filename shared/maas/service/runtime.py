@@ -47,6 +47,17 @@ class FunctionRuntime:
                 metrics.add_metric(f"Label_{label}", MetricUnit.Count, counts[label])
         metrics.flush_metrics()
 
+    def version_failed(self, ref: str | None, routing_key: str | None) -> None:
+        """`VersionErrors` for the version this request was routed to, when it failed on our
+        side (it cannot be loaded, or crashed): what tells a failing canary apart."""
+        try:
+            name, _, version = self.service.routed(ref, routing_key).partition(":")
+        except Exception:  # the alias itself could not be resolved: no version to blame
+            return
+        metrics = self._per_version(name, version)
+        metrics.add_metric("VersionErrors", MetricUnit.Count, 1)
+        metrics.flush_metrics()
+
     def run_shadow(
         self,
         texts: Sequence[str],
