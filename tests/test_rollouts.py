@@ -323,43 +323,14 @@ def test_a_worse_model_is_refused_with_both_numbers(
     check = tmp_path / "check.csv"
     rows = list(csv.DictReader(reviews_sample.open(encoding="utf-8")))[:200]
     write_csv(check, rows)
-    status = main(
-        [
-            "promote",
-            "--store",
-            str(store_dir),
-            "--name",
-            "reviews",
-            "--version",
-            "2",
-            "--alias",
-            "production",
-            "--check",
-            str(check),
-        ]
-    )
+    promote = ["promote", "--store", str(store_dir), "--name", "reviews", "--version", "2"]
+    promote += ["--alias", "production", "--check", str(check)]
+    status = main(promote)
     err = capsys.readouterr().err
     assert status != 0 and "accuracy points worse than 1" in err
     assert re.search(r"\(0\.\d{4} vs 0\.\d{4}; allowed 1\)", err), err
     assert store.alias("reviews", "production") == "1"
-    status = main(
-        [
-            "promote",
-            "--store",
-            str(store_dir),
-            "--name",
-            "reviews",
-            "--version",
-            "2",
-            "--alias",
-            "production",
-            "--check",
-            str(check),
-            "--force",
-            "--reason",
-            "testing the guard",
-        ]
-    )
+    status = main([*promote, "--force", "--reason", "testing the guard"])
     assert status == 0
     change = store.history("reviews", "production")[-1]
     check_record = (change.details or {})["check"]
