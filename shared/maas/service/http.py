@@ -216,7 +216,7 @@ class HttpFunction:
         try:
             event = self._unpack_binary(event)
         except MaasError as error:
-            return self._binaryearly(error, oip=True)
+            return self._answer_early(error, oip=True)
         if refused := self._refuse_before_routing(event):
             return refused
         return self.app.resolve(event, context)
@@ -233,10 +233,8 @@ class HttpFunction:
         if length is None or not self._is_v2(str(event.get("rawPath") or "")):
             return event
         body = event.get("body") or ""
-        if len(body) > self.max_body_bytes * (4 / 3 if event.get("isBase64Encoded") else 1):
-            raise PayloadTooLarge(
-                f"the body is over {self.max_body_bytes} bytes", limit=self.max_body_bytes
-            )
+        if too_large := self._too_large(body, bool(event.get("isBase64Encoded"))):
+            raise too_large
         try:
             raw = (
                 base64.b64decode(body, validate=True)
@@ -250,6 +248,14 @@ class HttpFunction:
         unpacked = v2.unpack_binary(raw, length)
         return event | {"headers": headers, "body": unpacked, "isBase64Encoded": False}
 
+    def _too_large(self, body: str, base64_encoded: bool) -> PayloadTooLarge | None:
+        """A body larger than any valid request (base64 makes it a third larger)."""
+        if len(body) <= self.max_body_bytes * (4 / 3 if base64_encoded else 1):
+            return None
+        return PayloadTooLarge(
+            f"the body is over {self.max_body_bytes} bytes", limit=self.max_body_bytes
+        )
+
     def _refuse_before_routing(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """What must be refused before Powertools parses anything: a body that is not JSON
         (its form and multipart parsers fail on hostile input), too large, or not decodable.
@@ -261,11 +267,9 @@ class HttpFunction:
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
         encoded = bool(event.get("isBase64Encoded"))
         error: MaasError | None = not_json(headers.get("content-type", ""))
-        if error is None and len(body) > self.max_body_bytes * (4 / 3 if encoded else 1):
-            error = PayloadTooLarge(
-                f"the body is over {self.max_body_bytes} bytes", limit=self.max_body_bytes
-            )
-        elif error is None and body and encoded:
+        if error is None:
+            error = self._too_large(body, encoded)
+        if error is None and body and encoded:
             try:
                 base64.b64decode(body, validate=True).decode("utf-8")
             except (binascii.Error, ValueError):
@@ -277,9 +281,9 @@ class HttpFunction:
             )
         if error is None:
             return None
-        return self._binaryearly(error, oip=self._is_v2(str(event.get("rawPath") or "")))
+        return self._answer_early(error, oip=self._is_v2(str(event.get("rawPath") or "")))
 
-    def _binaryearly(self, error: MaasError, oip: bool) -> dict[str, Any]:
+    def _answer_early(self, error: MaasError, oip: bool) -> dict[str, Any]:
         """The API Gateway answer to an error found before routing."""
         response = self._error(error, oip=oip)
         return {
