@@ -1,22 +1,29 @@
 # maas — every workflow starts here. `make demo` and `make test` install what they need.
 #
-# Three environments, because their numpy versions cannot meet (see README, "Environments"):
-#   .venv        serving + CLI + development: tflite-runtime 2.14, numpy<2, Powertools, boto3,
-#                uvicorn, httpx, pytest, moto, schemathesis, playwright, and the Open Inference
-#                clients (tritonclient, kserve, open-inference-openapi)
-#   .venv-train  training: TensorFlow 2.21 (numpy>=2), LiteRT, scikit-learn, matplotlib
-#   .venv-tools  SAM CLI, cfn-lint, checkov (their pins stay out of the product's environments)
+# Four environments, because their numpy versions and Pythons cannot meet (README, "Environments"):
+#   .venv         serving + CLI + development on Python 3.11: tflite-runtime 2.14, numpy<2,
+#                 Powertools, boto3, uvicorn, httpx, pytest, moto, schemathesis, playwright, and
+#                 the Open Inference clients (tritonclient, kserve, open-inference-openapi)
+#   .venv-litert  the same on Python 3.13 with LiteRT (ai-edge-litert) and numpy 2: the other
+#                 serving runtime (template.yaml's ServingRuntime=litert); `make test` runs the
+#                 serving tests in it too
+#   .venv-train   training: TensorFlow 2.21 (numpy>=2), LiteRT, scikit-learn, matplotlib, and the
+#                 bench's peers (ONNX Runtime, tf2onnx)
+#   .venv-tools   SAM CLI, cfn-lint, checkov (their pins stay out of the product's environments)
 # `.venv/bin/maas train` runs the training job in .venv-train by itself.
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
+# The newer Lambda Python of the LiteRT runtime: python3.13 on PATH, or pyenv's.
+PYTHON313 ?= $(or $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null),$(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13)),python3.13)
+export PYTHON313
 UV ?= $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 export SAM_CLI_TELEMETRY := 0
 export POWERTOOLS_TRACE_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install demo test test-fast lint typecheck bench fuzz cli-reference clean
-install: .venv/.ok .venv-train/.ok .venv-tools/.ok
+install: .venv/.ok .venv-litert/.ok .venv-train/.ok .venv-tools/.ok
 
 $(UV):
 	$(PYTHON) -m venv .uv && .uv/bin/pip install -q 'uv>=0.5,<1'
@@ -26,9 +33,16 @@ $(UV):
 	VIRTUAL_ENV=.venv $(UV) pip install -q --compile-bytecode -e '.[serve,cli,dev,interop]'
 	touch $@
 
+.venv-litert/.ok: pyproject.toml | $(UV)
+	@$(PYTHON313) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null || \
+	    { echo "install: no Python 3.13 found (PYTHON313=$(PYTHON313)); the LiteRT runtime needs one" >&2; exit 1; }
+	$(UV) venv -q --allow-existing -p $(PYTHON313) .venv-litert
+	VIRTUAL_ENV=.venv-litert $(UV) pip install -q --compile-bytecode -e '.[serve,cli,dev]'
+	touch $@
+
 .venv-train/.ok: pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing -p $(PYTHON) .venv-train
-	VIRTUAL_ENV=.venv-train $(UV) pip install -q --compile-bytecode -e '.[train]'
+	VIRTUAL_ENV=.venv-train $(UV) pip install -q --compile-bytecode -e '.[train,peers]'
 	touch $@
 
 .venv-tools/.ok: pyproject.toml | $(UV)

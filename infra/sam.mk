@@ -26,9 +26,23 @@ sam-check: .venv-tools/.ok
 	$(SAM_TOOLS)/cfn-lint template.yaml
 	$(SAM_TOOLS)/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
+# The template's defaults into .aws-sam/build (what `sam deploy` and the SAM tests use), then
+# the other corner of the runtime choice into .aws-sam/build-litert-arm64: ServingRuntime=litert
+# (python3.13) on arm64. Each build makes both layers (SAM builds a resource whatever its
+# Condition), so the two builds cover both runtimes on both architectures; tests/sam/test_build.py
+# runs the functions on each layer built for this machine and checks the arm64 wheels.
+# `make sam-build ARCH=arm64 SERVING_RUNTIME=litert` builds one chosen pair into .aws-sam/build.
+ARCH ?= x86_64
+SERVING_RUNTIME ?= tflite-runtime
+# sam build looks for the functions' Python on PATH (python3.13 for the litert runtime).
+SAM_PATH := $(dir $(PYTHON313)):$(PATH)
+
 sam-build: .venv-tools/.ok
-	$(SAM_TOOLS)/sam build
-	@found="$$(find $(SAM_BUILD_DIR) -type d \( -iname 'tensorflow' -o -iname 'tensorflow[-_]*' \) -print)"; \
+	PATH="$(SAM_PATH)" LAYER_ARCH=$(ARCH) $(SAM_TOOLS)/sam build \
+	    --parameter-overrides Architecture=$(ARCH) ServingRuntime=$(SERVING_RUNTIME)
+	PATH="$(SAM_PATH)" LAYER_ARCH=arm64 $(SAM_TOOLS)/sam build --build-dir $(SAM_BUILD_DIR)-litert-arm64 \
+	    --parameter-overrides Architecture=arm64 ServingRuntime=litert
+	@found="$$(find $(SAM_BUILD_DIR) $(SAM_BUILD_DIR)-litert-arm64 -type d \( -iname 'tensorflow' -o -iname 'tensorflow[-_]*' \) -print)"; \
 	if [ -n "$$found" ]; then \
 	    echo "sam-build: TensorFlow must not be in the Lambda bundle, found:" >&2; echo "$$found" >&2; exit 1; \
 	fi; \

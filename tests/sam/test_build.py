@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,28 @@ UNZIPPED_LIMIT = 250 * 1024 * 1024
 # RUNTIME_PROVIDED): the functions get boto3 from there, never from the layer.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
 TRAIN_SITE = next((samlocal.REPO / ".venv-train" / "lib").glob("python3*/site-packages"), None)
+# ServingRuntime -> the layer sam build made for it, its interpreter package, and an environment
+# of the same Python (its interpreter runs the functions with -S: nothing of its own on the path).
+LAYERS = {
+    "tflite-runtime": ("SharedLayer", "tflite_runtime", samlocal.REPO / ".venv"),
+    "litert": ("SharedLayerLiteRT", "ai_edge_litert", samlocal.REPO / ".venv-litert"),
+}
+ARM64_BUILD = samlocal.BUILD_DIR.with_name("build-litert-arm64")
+ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
+
+
+def layer_python(runtime: str, build: Path = samlocal.BUILD_DIR) -> Path:
+    return build / LAYERS[runtime][0] / "python"
+
+
+def elf_machines(folder: Path) -> dict[str, int]:
+    """The machine type of every shared library under `folder` (e_machine of its ELF header)."""
+    found: dict[str, int] = {}
+    for path in folder.rglob("*.so*"):
+        head = path.read_bytes()[:20] if path.is_file() else b""
+        if head[:4] == b"\x7fELF":
+            found[str(path.relative_to(folder))] = int.from_bytes(head[18:20], "little")
+    return found
 
 
 def size(folder: Path) -> int:
@@ -53,25 +74,49 @@ def test_the_built_bundle_has_no_tensorflow(sam_built: None) -> None:
         )
     ]
     assert found == []
-    assert (samlocal.LAYER_PYTHON / "tflite_runtime").is_dir()
+    for runtime, (_, package, _) in LAYERS.items():
+        assert (layer_python(runtime) / package).is_dir(), runtime
 
 
-def test_the_layer_ships_exactly_the_allow_listed_maas_modules(sam_built: None) -> None:
+@pytest.mark.parametrize("build", [samlocal.BUILD_DIR, ARM64_BUILD], ids=["default", "arm64"])
+@pytest.mark.parametrize("runtime", sorted(LAYERS))
+def test_the_layer_ships_exactly_the_allow_listed_maas_modules(
+    sam_built: None, runtime: str, build: Path
+) -> None:
+    python = layer_python(runtime, build)
     shipped = sorted(
-        str(path.relative_to(samlocal.LAYER_PYTHON))
-        for path in (samlocal.LAYER_PYTHON / "maas").rglob("*")
+        str(path.relative_to(python))
+        for path in (python / "maas").rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     )
     assert shipped == sorted(samlocal.layer_modules())
     for absent in ("maas/cli", "maas/client", "maas/local", "maas/training"):
-        assert not (samlocal.LAYER_PYTHON / absent).exists(), absent
+        assert not (python / absent).exists(), absent
 
 
-def test_each_function_with_its_layer_fits_lambdas_size_limit(sam_built: None) -> None:
-    layer = size(samlocal.BUILD_DIR / "SharedLayer")
-    for function in ("PredictFunction", "BatchFunction"):
-        total = size(samlocal.BUILD_DIR / function) + layer
-        assert total < UNZIPPED_LIMIT, f"{function} + layer: {total / 2**20:.0f} MiB unzipped"
+@pytest.mark.parametrize("runtime", sorted(LAYERS))
+def test_each_function_with_its_layer_fits_lambdas_size_limit(
+    sam_built: None, runtime: str
+) -> None:
+    for build in (samlocal.BUILD_DIR, ARM64_BUILD):
+        layer = size(build / LAYERS[runtime][0])
+        for function in ("PredictFunction", "BatchFunction"):
+            total = size(build / function) + layer
+            assert total < UNZIPPED_LIMIT, f"{function} + layer: {total / 2**20:.0f} MiB unzipped"
+
+
+@pytest.mark.parametrize("runtime", sorted(LAYERS))
+def test_each_build_carries_the_wheels_of_its_architecture(sam_built: None, runtime: str) -> None:
+    """`make sam-build` builds the defaults (x86_64) and ServingRuntime=litert on arm64 (both
+    layers): every shared library in a layer is for the architecture it was built for, and the
+    arm64 template asks Lambda for arm64 and python3.13."""
+    for build, machine in ((samlocal.BUILD_DIR, 62), (ARM64_BUILD, 183)):
+        machines = elf_machines(build / LAYERS[runtime][0])
+        assert machines, f"no shared libraries in {build.name}'s {runtime} layer"
+        wrong = {name: ELF_MACHINES.get(m, m) for name, m in machines.items() if m != machine}
+        assert wrong == {}, f"{build.name}: not {ELF_MACHINES[machine]}"
+    overrides = (ARM64_BUILD / "template.yaml").read_text(encoding="utf-8")
+    assert "SharedLayerLiteRT" in overrides
 
 
 PROBE = """
@@ -93,31 +138,38 @@ for name, function_dir in (("http", sys.argv[2]), ("queue", sys.argv[3])):
     answers[name] = app.handler(events[name], context)
 maas = sorted(m.__file__ for n, m in sys.modules.items() if n.split(".")[0] == "maas")
 heavy = sorted(n for n in sys.modules if n.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
-print(json.dumps({"answers": answers, "maas": maas, "heavy": heavy, "path": sys.path}))
+from maas.core.classifier import runtime_name
+report = {"answers": answers, "maas": maas, "heavy": heavy, "runtime": runtime_name()}
+print(json.dumps({**report, "python": sys.version.split()[0]}))
 """
 
 
+@pytest.mark.parametrize("serving_runtime", sorted(LAYERS))
 def test_the_functions_run_with_only_the_layer_and_never_import_tensorflow(
-    sam_built: None, trained_model: Path, tmp_path: Path
+    sam_built: None, trained_model: Path, tmp_path: Path, serving_runtime: str
 ) -> None:
     """Both built functions, imported the way Lambda does (the function's folder, the layer,
     the runtime's boto3 and nothing else, no site-packages) and answering one event each. The
     training environment's packages come last on the path: TensorFlow is importable, and must
     not be imported. Every maas module they load comes from the layer, and every module of the
-    layer's allow-list is loaded (the list holds nothing the functions do not use)."""
+    layer's allow-list is loaded (the list holds nothing the functions do not use). Once per
+    ServingRuntime: its layer on its Python (3.11 with tflite-runtime, 3.13 with LiteRT)."""
     assert TRAIN_SITE is not None, "no .venv-train: run `make install`"
+    _, package, venv = LAYERS[serving_runtime]
+    python = layer_python(serving_runtime)
+    assert (venv / "bin" / "python").is_file(), f"no {venv.name}: run `make install`"
     store = tmp_path / "store"
     open_store(store).publish(trained_model, "reviews", alias="production")
     runtime = tmp_path / "runtime"
     runtime.mkdir()
-    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    site = next((venv / "lib").glob("python3*/site-packages"))
     for name in RUNTIME_PROVIDED:
         (runtime / name).symlink_to(site / name)
     events = {
         "http": load_event("http", "predict-one"),
         "queue": load_event("sqs", "good-batch"),
     }
-    path = [str(samlocal.LAYER_PYTHON), str(runtime), str(TRAIN_SITE)]
+    path = [str(python), str(runtime), str(TRAIN_SITE)]
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": ":".join(path),
@@ -133,7 +185,7 @@ def test_the_functions_run_with_only_the_layer_and_never_import_tensorflow(
     }
     functions = [str(samlocal.BUILD_DIR / f) for f in ("PredictFunction", "BatchFunction")]
     done = subprocess.run(
-        [sys.executable, "-S", "-c", PROBE, json.dumps(events), *functions],
+        [str(venv / "bin" / "python"), "-S", "-c", PROBE, json.dumps(events), *functions],
         capture_output=True,
         text=True,
         env=env,
@@ -144,7 +196,9 @@ def test_the_functions_run_with_only_the_layer_and_never_import_tensorflow(
     assert report["heavy"] == []
     assert report["answers"]["http"]["statusCode"] == 200
     assert report["answers"]["queue"] == {"batchItemFailures": []}
+    assert report["runtime"].startswith(package.replace("_", "-")), report["runtime"]
+    assert report["python"].startswith("3.11" if serving_runtime == "tflite-runtime" else "3.13")
     loaded = sorted(
-        str(Path(file).relative_to(samlocal.LAYER_PYTHON)) for file in report["maas"]
+        str(Path(file).relative_to(python)) for file in report["maas"]
     )  # relative_to raises for a module from anywhere else
     assert loaded == sorted(m for m in samlocal.layer_modules() if m.endswith(".py"))

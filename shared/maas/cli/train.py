@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
-from maas.cli.common import add_file_options, command, note
+from maas.cli.common import STORE_HELP, add_file_options, command, note, progress
 from maas.errors import InvalidInput
 from maas.training.options import (
     AUTO,
@@ -75,6 +76,55 @@ def add_parser(commands: Any) -> None:
         help="keep an artifact whose quantized accuracy is more than 1 point (or one test "
         "text) below float",
     )
+    where = train.add_argument_group(
+        "training on SageMaker (--on sagemaker; credentials and region from the AWS chain)"
+    )
+    where.add_argument(
+        "--on",
+        choices=["local", "sagemaker"],
+        default="local",
+        help="where the job runs (default: local, in the training environment)",
+    )
+    where.add_argument("--role", metavar="ARN", help="the IAM role the SageMaker job assumes")
+    where.add_argument(
+        "--image",
+        metavar="URI",
+        default=os.environ.get("MAAS_TRAINING_IMAGE"),
+        help="the training image in ECR, built from infra/training/Dockerfile "
+        "(default: $MAAS_TRAINING_IMAGE)",
+    )
+    where.add_argument(
+        "--s3",
+        metavar="URI",
+        help="s3://BUCKET[/PREFIX] for the job's input and output",
+    )
+    where.add_argument(
+        "--instance-type",
+        metavar="TYPE",
+        default="ml.g5.xlarge",
+        help="the SageMaker instance type (default: ml.g5.xlarge, one NVIDIA A10G)",
+    )
+    where.add_argument(
+        "--spot", action="store_true", help="use managed spot capacity (cheaper, may wait)"
+    )
+    where.add_argument(
+        "--job-name", metavar="NAME", help="the job's name (default: maas-DATA-TIME)"
+    )
+    where.add_argument(
+        "--max-runtime",
+        metavar="SECONDS",
+        type=int,
+        default=4 * 3600,
+        help="stop the job after this long (default: 14400)",
+    )
+    where.add_argument(
+        "--publish",
+        metavar="NAME",
+        help="after the check, publish the artifact as the next version of NAME "
+        "(default: do not publish)",
+    )
+    where.add_argument("--store", metavar="URI", help="--publish: " + STORE_HELP)
+    where.add_argument("--alias", help="--publish: also point this alias at it (default: none)")
     train.set_defaults(func=run)
 
 
@@ -87,9 +137,13 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--cv {args.cv}: k-fold cross-validation needs K >= 2")
     if args.time_budget <= 0:
         raise InvalidInput("--time-budget must be a number of seconds above 0")
-    status = run_job(TrainingOptions.from_args(args))
-    if status != 0:
-        return status
+    options = TrainingOptions.from_args(args)
+    if args.on == "sagemaker":
+        on_sagemaker(args, options)
+    else:
+        status = run_job(options)
+        if status != 0:
+            return status
     # The training environment checked the model with LiteRT; the runtime the Lambda functions
     # use re-records the golden examples (within CROSS_RUNTIME_TOLERANCE of LiteRT's), then the
     # artifact is verified as `maas publish` will verify it.
@@ -99,4 +153,38 @@ def run(args: argparse.Namespace) -> int:
         f"verified with {adopted.runtime}: golden examples within {adopted.max_abs_diff:.1e} "
         "of the training runtime's"
     )
+    if args.publish:
+        from maas.cli.models import run_publish
+
+        return run_publish(
+            argparse.Namespace(
+                dir=args.out,
+                store=args.store,
+                name=args.publish,
+                alias=args.alias,
+                allow_quality_drop=args.allow_quality_drop,
+                reuse=False,
+            )
+        )
     return 0
+
+
+def on_sagemaker(args: argparse.Namespace, options: Any) -> None:
+    from maas.client import sagemaker
+
+    if not args.role or not args.s3:
+        raise InvalidInput("--on sagemaker needs --role ARN and --s3 s3://BUCKET[/PREFIX]")
+    job = sagemaker.SageMakerJob(
+        role=args.role,
+        image=args.image or "",
+        s3=args.s3,
+        instance_type=args.instance_type,
+        spot=args.spot,
+        name=args.job_name,
+        max_runtime_s=args.max_runtime,
+        poll_s=float(os.environ.get("MAAS_SAGEMAKER_POLL_S", "10")),
+    )
+    if args.out.exists() and any(args.out.iterdir()):
+        raise InvalidInput(f"--out {args.out}: exists and is not empty")
+    with progress("uploading the data", args.data.stat().st_size, "B") as bar:
+        sagemaker.run(options, job, say=note, upload_progress=bar.advance)

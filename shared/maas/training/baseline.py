@@ -25,6 +25,21 @@ def _tokens(spec: TokenizerSpec, text: str) -> list[str]:
     return list(iter_tokens(text, spec))
 
 
+def fit(spec: TokenizerSpec, train_texts: Sequence[str], y_train: Array, seed: int) -> Any:
+    """The fitted baseline: a scikit-learn pipeline from texts to class probabilities. Same
+    tokens as the model (the tokenizer spec decides how text splits), but no vocabulary cap and
+    no length limit: the baseline sees everything. (bench/peers.py serves it as a peer.)"""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    pipeline = make_pipeline(
+        TfidfVectorizer(analyzer=partial(_tokens, spec), sublinear_tf=True),
+        LogisticRegression(C=1.0, max_iter=2000, random_state=seed),
+    )
+    return pipeline.fit(list(train_texts), y_train)
+
+
 def predict(
     spec: TokenizerSpec,
     train_texts: Sequence[str],
@@ -32,13 +47,6 @@ def predict(
     test_texts: Sequence[str],
     seed: int,
 ) -> Array:
-    """Class ids for `test_texts`. Same tokens as the model (the tokenizer spec decides how
-    text splits), but no vocabulary cap and no length limit: the baseline sees everything."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = TfidfVectorizer(analyzer=partial(_tokens, spec), sublinear_tf=True)
-    classifier = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
-    classifier.fit(vectorizer.fit_transform(train_texts), y_train)
-    predicted: Any = classifier.predict(vectorizer.transform(test_texts))
+    """Class ids for `test_texts`, from the baseline fitted on the training texts."""
+    predicted: Any = fit(spec, train_texts, y_train, seed).predict(list(test_texts))
     return np.asarray(predicted, dtype=np.int64)
