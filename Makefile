@@ -22,7 +22,7 @@ export SAM_CLI_TELEMETRY := 0
 export POWERTOOLS_TRACE_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test test-fast lint typecheck bench fuzz cli-reference clean
+.PHONY: install demo test test-litert test-fast lint typecheck bench fuzz cli-reference clean
 install: .venv/.ok .venv-litert/.ok .venv-train/.ok .venv-tools/.ok
 
 $(UV):
@@ -68,8 +68,16 @@ typecheck: .venv/.ok
 # Everything CI runs: static checks, the template gates, the Lambda bundle, then every test,
 # the SAM ones included (between docker-up and docker-down, which runs even on failure).
 # pytest's exit status 5 (nothing collected) fails like any other.
-test: install lint typecheck sam-check sam-build
+test: install lint typecheck sam-check sam-build test-litert
 	$(call with-docker,MAAS_REQUIRE_SAM=1 .venv/bin/python -m pytest)
+
+# The serving tests again on the other runtime (ServingRuntime=litert): Python 3.13, LiteRT,
+# numpy 2. (The Open Inference clients' tests stay in .venv: tritonclient and kserve pin
+# their own numpy and Python ranges.)
+LITERT_TESTS := tests/test_http.py tests/test_queue.py tests/test_tokenizer.py \
+    tests/test_integrity.py tests/test_explain.py tests/test_store.py tests/test_faults.py
+test-litert: .venv-litert/.ok .venv-train/.ok
+	.venv-litert/bin/python -m pytest -p no:cacheprovider -m "not sam" $(LITERT_TESTS)
 
 # Without Docker and SAM: the quick loop while developing.
 test-fast: install

@@ -11,6 +11,7 @@ bundle) or, where that cannot be installed next to TensorFlow, from its successo
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -234,19 +235,28 @@ class Classifier:
     # -- prediction ---------------------------------------------------------------------
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Probabilities per label, shape (len(texts), len(labels))."""
-        out = np.empty((len(texts), 1 if self._binary else len(self.labels)), dtype=np.float32)
-        width, keep_tail, pre = self._length, self._keep_tail, self._pre
-        to_ids = self.tokenizer.to_ids
-        for row, text in enumerate(texts):
+        rows = self._rows(texts)
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(self.labels))
+
+    def _rows(self, texts: Sequence[str]) -> list[list[float]]:
+        """Each text's probabilities per label, as Python floats. The hot path of every
+        prediction: one text's overhead over tokenizer + invoke is a few plain-Python steps
+        (no numpy call on a two-element array costs less than its dispatch)."""
+        width, keep_tail, pre, binary = self._length, self._keep_tail, self._pre, self._binary
+        to_ids, read = self.tokenizer.to_ids, self._read
+        rows: list[list[float]] = []
+        for text in texts:
             ids = to_ids(text)
             if len(ids) > width:
                 ids = ids[-width:] if keep_tail else ids[:width]
-            out[row] = self._read(ids, pre)[0][0]
-        if not np.isfinite(out).all():  # corrupted weights: never answer NaN as a probability
-            raise ModelCrashed(f"{self.name}:{self.version} produced non-finite probabilities")
-        if self._binary:
-            return np.hstack([1.0 - out, out])
-        return out
+            row: list[float] = read(ids, pre)[0][0].tolist()
+            if binary:
+                row = [1.0 - row[0], row[0]]
+            if not all(map(math.isfinite, row)):
+                # corrupted weights: never answer NaN as a probability
+                raise ModelCrashed(f"{self.name}:{self.version} produced non-finite probabilities")
+            rows.append(row)
+        return rows
 
     def probabilities_from_ids(self, ids: list[int]) -> npt.NDArray[np.float32]:
         """One text's probabilities per label from its ids (at most what the model reads),
@@ -297,20 +307,19 @@ class Classifier:
         self, texts: Sequence[str], *, explain: bool = False, max_invokes: int = DEFAULT_MAX_INVOKES
     ) -> list[Prediction]:
         """Labels with probabilities; with `explain`, each with its token attributions."""
-        probabilities = self.probabilities(texts)
-        best = probabilities.argmax(axis=1)
-        return [
-            Prediction(
-                label=self.labels[int(best[row])],
-                score=float(probabilities[row, best[row]]),
-                scores={
-                    label: float(p)
-                    for label, p in zip(self.labels, probabilities[row], strict=True)
-                },
-                explanation=self.explain(texts[row], max_invokes) if explain else None,
+        labels = self.labels
+        predictions = []
+        for text, row in zip(texts, self._rows(texts), strict=True):
+            best = max(range(len(row)), key=row.__getitem__)  # the first of equals, as argmax
+            predictions.append(
+                Prediction(
+                    label=labels[best],
+                    score=row[best],
+                    scores=dict(zip(labels, row, strict=True)),
+                    explanation=self.explain(text, max_invokes) if explain else None,
+                )
             )
-            for row in range(len(texts))
-        ]
+        return predictions
 
     def describe(self) -> dict[str, Any]:
         """What `GET /models/{name}` shows."""
