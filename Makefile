@@ -86,8 +86,12 @@ test-fast: install
 # The serving path against TensorFlow and the bare interpreter, side by side (bench/harness.py):
 # trains or reuses a model per preset, sam build, moto on 127.0.0.1; ~2.5 min on 2 cores.
 # Table on stdout, JSON + Markdown in bench-results/. `make bench BENCH_ARGS=--quick` is faster.
+# Then the peer table (bench/peers.py): maas on both runtimes beside ONNX Runtime, TensorFlow's
+# TFLite interpreter and scikit-learn, on the same model and texts (~4 min; --quick ~2 min).
+PEERS_ARGS ?= $(filter --quick,$(BENCH_ARGS))
 bench: install
 	.venv/bin/python bench/harness.py $(BENCH_ARGS)
+	.venv/bin/python bench/peers.py $(PEERS_ARGS)
 
 # The fuzz suite at five times its `make test` size (10,000 API Gateway events, ~1,500 schema
 # cases, 2,000 queue batches, 300 mutated model files); counts, statuses, p99 and RSS growth

@@ -176,13 +176,14 @@ def measure(model_dir: Path, work: Path, cold_repeats: int, log: Any) -> dict[st
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(BENCH))
     import harness
+    from throughput import machine
 
     out: Path = args.out.resolve()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     work = out / f"peers-{stamp}"
     work.mkdir(parents=True)
     write_texts(work / "texts.json", args.quick)
-    results: dict[str, Any] = {"presets": {}, "machine": harness.machine()}
+    results: dict[str, Any] = {"presets": {}, "machine": machine()}
     for preset in args.presets:
         model = harness.ensure_model(preset, out / "models", work / f"train-{preset}.log")
         model_dir = work / preset

@@ -4,7 +4,7 @@ moto records a training job and answers "Completed" at once; it runs no containe
 SageMaker endpoint the CLI talks to is a small proxy in front of moto (`FakeSageMaker`) that
 does what the service does with a job: on CreateTrainingJob it downloads the job's input
 channel from S3, runs the training image's entry point (`python -m maas.training train`, with
-/opt/ml moved to a temporary folder) in the training environment, writes its stderr to the
+/opt/ml's folders moved to a temporary one) in the training environment, writes its stderr to the
 job's CloudWatch log stream, and uploads /opt/ml/model as model.tar.gz where moto says the
 artifact is. While that runs, DescribeTrainingJob answers InProgress/Training; a failed run
 answers Failed with /opt/ml/output/failure as the reason. Everything else goes to moto as is.
@@ -113,7 +113,14 @@ class FakeSageMaker:
             [str(TRAIN_PYTHON), "-m", "maas.training", "train"],
             capture_output=True,
             text=True,
-            env={**os.environ, "MAAS_SAGEMAKER_ROOT": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"},
+            env={
+                **os.environ,
+                "SM_INPUT_CONFIG_DIR": str(config.parent),
+                "SM_CHANNEL_TRAIN": str(data),
+                "SM_MODEL_DIR": str(root / "model"),
+                "SM_OUTPUT_DIR": str(root / "output"),
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+            },
             timeout=900,
         )
         group, stream = "/aws/sagemaker/TrainingJobs", f"{name}/algo-1-1700000000"

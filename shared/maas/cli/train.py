@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from maas.cli.common import STORE_HELP, add_file_options, command, note, progress
+from maas.client.settings import ClientSettings
 from maas.errors import InvalidInput
 from maas.training.options import (
     AUTO,
@@ -89,7 +89,7 @@ def add_parser(commands: Any) -> None:
     where.add_argument(
         "--image",
         metavar="URI",
-        default=os.environ.get("MAAS_TRAINING_IMAGE"),
+        default=ClientSettings.from_env().training_image,
         help="the training image in ECR, built from infra/training/Dockerfile "
         "(default: $MAAS_TRAINING_IMAGE)",
     )
@@ -182,7 +182,7 @@ def on_sagemaker(args: argparse.Namespace, options: Any) -> None:
         spot=args.spot,
         name=args.job_name,
         max_runtime_s=args.max_runtime,
-        poll_s=float(os.environ.get("MAAS_SAGEMAKER_POLL_S", "10")),
+        poll_s=ClientSettings.from_env().sagemaker_poll_s,
     )
     if args.out.exists() and any(args.out.iterdir()):
         raise InvalidInput(f"--out {args.out}: exists and is not empty")

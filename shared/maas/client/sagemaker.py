@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from maas.errors import ConfigurationError, InvalidInput, MaasError
+from maas.training.options import SAGEMAKER_ARTIFACT as ARTIFACT
+from maas.training.options import SAGEMAKER_CHANNEL as CHANNEL
+from maas.training.options import SAGEMAKER_HYPERPARAMETER as HYPERPARAMETER
 from maas.training.options import TrainingOptions
-from maas.training.sagemaker import ARTIFACT, CHANNEL, HYPERPARAMETER
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 FINISHED = ("Completed", "Failed", "Stopped")

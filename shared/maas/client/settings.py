@@ -36,6 +36,8 @@ class ClientSettings:
     results: str = DEFAULT_RESULTS
     cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
     train_python: str | None = None
+    training_image: str | None = None  # `maas train --on sagemaker --image`'s default
+    sagemaker_poll_s: float = 10.0
     progress: bool | None = None  # None: when stderr is a terminal
     signing_key: str = field(default_factory=lambda: str(default_key_path(os.environ)))
     debug: bool = False
@@ -51,6 +53,8 @@ class ClientSettings:
             results=env.get("MAAS_RESULTS") or DEFAULT_RESULTS,
             cache_dir=Path(env.get("MAAS_CACHE_DIR") or default_cache_dir(env)),
             train_python=env.get("MAAS_TRAIN_PYTHON") or None,
+            training_image=env.get("MAAS_TRAINING_IMAGE") or None,
+            sagemaker_poll_s=float(env.get("MAAS_SAGEMAKER_POLL_S") or 10.0),
             progress=None if progress in (None, "") else progress not in ("0", "false", "no"),
             signing_key=env.get("MAAS_SIGNING_KEY") or str(default_key_path(env)),
             debug=env.get("MAAS_DEBUG", "") not in ("", "0", "false", "no"),

@@ -10,6 +10,12 @@ from pathlib import Path
 
 DEFAULT_PRESET = "default"
 DEFAULT_SEED = 42
+# The contract between `maas train --on sagemaker` (maas.client.sagemaker) and the training
+# image's entry point (maas.training.sagemaker): the input channel, the hyperparameter that
+# carries the job's options, and the artifact's folder inside model.tar.gz.
+SAGEMAKER_CHANNEL = "train"
+SAGEMAKER_HYPERPARAMETER = "maas-arguments"
+SAGEMAKER_ARTIFACT = "artifact"
 # The presets' names, here so that the CLI can offer them without loading the training code
 # (maas.training.presets.PRESETS holds the presets; a test keeps the two in step).
 PRESET_NAMES = ("default", "seed", "cnn", "bilstm", "transformer")

@@ -1,14 +1,16 @@
 """The training image's SageMaker entry point: SageMaker starts the container as
 `IMAGE train` (infra/training/Dockerfile: `python -m maas.training train`).
 
-SageMaker's contract, under /opt/ml (MAAS_SAGEMAKER_ROOT moves it, for running the entry point
-outside a container):
+SageMaker's contract, under /opt/ml (each folder can be moved with the variable the SageMaker
+training toolkit uses for it, which is how tests run the entry point outside a container):
 
-- input/config/hyperparameters.json: {"maas-arguments": "<JSON list>"}, the options of
-  `maas train` after DATA and --out, as `maas train --on sagemaker` wrote them;
-- input/data/train/: the channel `train`, one CSV/TSV/JSONL/JSON file;
-- model/: what SageMaker tars into model.tar.gz; the artifact goes to model/artifact/;
-- output/failure: the reason, when the job fails (SageMaker shows it as FailureReason).
+- input/config/hyperparameters.json (SM_INPUT_CONFIG_DIR): {"maas-arguments": "<JSON list>"},
+  the options of `maas train` after DATA and --out, as `maas train --on sagemaker` wrote them;
+- input/data/train/ (SM_CHANNEL_TRAIN): the channel `train`, one CSV/TSV/JSONL/JSON file;
+- model/ (SM_MODEL_DIR): what SageMaker tars into model.tar.gz; the artifact goes to
+  model/artifact/;
+- output/failure (SM_OUTPUT_DIR): the reason, when the job fails (SageMaker shows it as the
+  job's FailureReason).
 
 Exit status as `python -m maas.training` (0 done, 2 bad input, 3 quality gate failed).
 """
@@ -24,18 +26,15 @@ from pathlib import Path
 from typing import TextIO
 
 from maas.exits import EXIT_USAGE
-
-CHANNEL = "train"
-HYPERPARAMETER = "maas-arguments"
-ARTIFACT = "artifact"  # the artifact's folder inside model.tar.gz
+from maas.training.options import SAGEMAKER_ARTIFACT, SAGEMAKER_CHANNEL, SAGEMAKER_HYPERPARAMETER
 
 
-def root() -> Path:
-    return Path(os.environ.get("MAAS_SAGEMAKER_ROOT", "/opt/ml"))
+def folder(variable: str, default: str) -> Path:
+    return Path(os.environ.get(variable) or default)
 
 
 def _fail(reason: str, status: int) -> int:
-    failure = root() / "output" / "failure"
+    failure = folder("SM_OUTPUT_DIR", "/opt/ml/output") / "failure"
     failure.parent.mkdir(parents=True, exist_ok=True)
     failure.write_text(reason[-1000:], encoding="utf-8")
     print(f"maas: error: {reason}", file=sys.stderr)
@@ -45,19 +44,20 @@ def _fail(reason: str, status: int) -> int:
 def main() -> int:
     from maas.training import cli
 
-    config = root() / "input" / "config" / "hyperparameters.json"
+    config = folder("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config") / "hyperparameters.json"
     try:
         given = json.loads(config.read_text(encoding="utf-8"))
-        arguments = json.loads(given.get(HYPERPARAMETER, "[]"))
+        arguments = json.loads(given.get(SAGEMAKER_HYPERPARAMETER, "[]"))
     except (OSError, ValueError) as exc:
         return _fail(f"unreadable {config}: {exc}", EXIT_USAGE)
     if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
-        return _fail(f"{HYPERPARAMETER} must be a JSON list of strings", EXIT_USAGE)
-    channel = root() / "input" / "data" / CHANNEL
+        return _fail(f"{SAGEMAKER_HYPERPARAMETER} must be a JSON list of strings", EXIT_USAGE)
+    channel = folder("SM_CHANNEL_TRAIN", f"/opt/ml/input/data/{SAGEMAKER_CHANNEL}")
     files = sorted(p for p in channel.iterdir() if p.is_file()) if channel.is_dir() else []
     if len(files) != 1:
-        return _fail(f"channel {CHANNEL!r} must hold one data file, found {len(files)}", EXIT_USAGE)
-    out = root() / "model" / ARTIFACT
+        found = f"must hold one data file, found {len(files)}"
+        return _fail(f"channel {SAGEMAKER_CHANNEL!r} {found}", EXIT_USAGE)
+    out = folder("SM_MODEL_DIR", "/opt/ml/model") / SAGEMAKER_ARTIFACT
     errors = io.StringIO()
     with contextlib.redirect_stderr(Tee(sys.stderr, errors)):
         try:
