@@ -85,7 +85,11 @@ def add_parser(commands: Any) -> None:
         default="local",
         help="where the job runs (default: local, in the training environment)",
     )
-    where.add_argument("--role", metavar="ARN", help="the IAM role the SageMaker job assumes")
+    where.add_argument(
+        "--role",
+        metavar="ARN",
+        help="the IAM role the SageMaker job assumes (default: none; required with --on sagemaker)",
+    )
     where.add_argument(
         "--image",
         metavar="URI",
@@ -96,7 +100,8 @@ def add_parser(commands: Any) -> None:
     where.add_argument(
         "--s3",
         metavar="URI",
-        help="s3://BUCKET[/PREFIX] for the job's input and output",
+        help="s3://BUCKET[/PREFIX] for the job's input and output (default: none; required "
+        "with --on sagemaker)",
     )
     where.add_argument(
         "--instance-type",
