@@ -26,16 +26,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SAM = REPO / ".venv-tools" / "bin" / "sam"
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
-# shared/Makefile's RUNTIME_PROVIDED: the Lambda Python runtime has them.
-RUNTIME_PROVIDED = (
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "jmespath",
-    "urllib3",
-    "python-dateutil",
-    "six",
-)
 # What tflite-runtime replaces (TensorFlow brings its own numpy).
 REPLACED_TOP_LEVEL = ("numpy", "numpy.libs", "tflite_runtime")
 ZIP_LEVEL = 6
@@ -111,38 +101,9 @@ def _largest(root: Path, top: int = 8) -> list[dict[str, Any]]:
     return [{"name": name, "bytes": size} for size, name in sorted(sizes, reverse=True)[:top]]
 
 
-_CLOSURE = r"""
-import importlib.metadata as md, json, re, sys
-from packaging.requirements import Requirement
-skip = set(sys.argv[2].split(","))
-norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
-seen, files = {}, []
-def walk(name):
-    key = norm(name)
-    if key in seen or key in skip:
-        return
-    try:
-        dist = md.distribution(name)
-    except md.PackageNotFoundError:
-        return
-    seen[key] = dist.version
-    for f in dist.files or []:
-        path = f.locate()
-        if path.is_file():
-            files.append(str(path))
-    for text in dist.requires or []:
-        req = Requirement(text)
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            walk(req.name)
-walk(sys.argv[1])
-print(json.dumps({"versions": seen, "files": sorted(set(files))}))
-"""
-
-
 def tensorflow_closure(cache: Path, work: Path) -> dict[str, Any]:
-    skip = ",".join(RUNTIME_PROVIDED)
     done = subprocess.run(
-        [str(TRAIN_PYTHON), "-c", _CLOSURE, "tensorflow-cpu", skip],
+        [str(TRAIN_PYTHON), str(Path(__file__).with_name("closure.py")), "tensorflow-cpu"],
         capture_output=True,
         text=True,
         check=True,

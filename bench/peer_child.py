@@ -30,21 +30,19 @@ import time
 STARTED = time.perf_counter()
 
 from collections.abc import Callable, Iterable  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 Predict = Callable[[str], list[float]]
 # The distributions each peer needs to run the model (numpy and the inference library, with
 # their dependencies; for maas the Lambda layer adds Powertools and pydantic). boto3 and
-# its dependencies are not counted: the Lambda runtime provides them.
+# its dependencies are not counted: the Lambda runtime provides them (closure.RUNTIME_PROVIDED).
 ROOTS = {
     "maas": ("numpy", "tflite-runtime", "ai-edge-litert"),
     "onnxruntime": ("numpy", "onnxruntime"),
     "tensorflow": ("numpy", "tensorflow-cpu", "tensorflow"),
     "sklearn": ("numpy", "scikit-learn"),
 }
-RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil"}
 WARM_CALLS = 1000
 ROUNDS = 3
 CHUNK = 50
@@ -59,33 +57,13 @@ def peak_rss_mib() -> float:
 
 def footprint(roots: Iterable[str]) -> dict[str, Any]:
     """Installed size of `roots` and everything they require (what a bundle would carry),
-    from each distribution's RECORD, bytecode caches excluded."""
-    seen: dict[str, int] = {}
-    todo = list(roots)
-    while todo:
-        name = todo.pop().lower().replace("_", "-")
-        if name in seen or name in RUNTIME_PROVIDED:
-            continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        total = 0
-        for file in dist.files or []:
-            if "__pycache__" in file.parts:
-                continue
-            path = Path(str(file.locate()))
-            if path.is_file():
-                total += path.stat().st_size
-        seen[name] = total
-        for requirement in dist.requires or []:
-            if "extra ==" in requirement:
-                continue
-            head = requirement.split(";")[0].strip()
-            for stop in "<>=!~[ (":
-                head = head.split(stop)[0]
-            todo.append(head)
-    return {"mb": sum(seen.values()) / 1e6, "distributions": sorted(seen)}
+    bytecode caches excluded."""
+    from closure import closure  # bench/closure.py, beside this script
+
+    versions, files = closure(roots)
+    paths = [Path(f) for f in files if "__pycache__" not in Path(f).parts]
+    size = sum(path.stat().st_size for path in paths if path.is_file())
+    return {"mb": size / 1e6, "distributions": sorted(versions)}
 
 
 # ------------------------------------------------------------------------------ the peers

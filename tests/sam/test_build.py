@@ -116,7 +116,7 @@ def test_each_function_with_its_layer_fits_lambdas_size_limit(
 def test_each_build_carries_the_wheels_of_its_architecture(sam_built: None, runtime: str) -> None:
     """`make sam-build` builds the defaults (x86_64) and ServingRuntime=litert on arm64 (both
     layers): every shared library in a layer is for the architecture it was built for, and the
-    arm64 template asks Lambda for arm64 and python3.13."""
+    arm64 build's template holds the LiteRT layer."""
     builds = [(samlocal.BUILD_DIR, 62), (ARM64_BUILD, 183)]
     if runtime == "tflite-runtime":  # no arm64 wheel Lambda's python3.11 can load: left empty
         assert list((ARM64_BUILD / LAYERS[runtime][0]).rglob("*")) == [

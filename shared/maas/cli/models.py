@@ -117,26 +117,38 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_publish(args: argparse.Namespace) -> int:
+    publish_artifact(
+        Path(args.dir), args.store, args.name, args.alias, args.allow_quality_drop, args.reuse
+    )
+    return 0
+
+
+def publish_artifact(
+    directory: Path,
+    store_option: str | None,
+    name: str,
+    alias: str | None,
+    allow_quality_drop: bool,
+    reuse: bool,
+) -> None:
+    """`maas publish` (also `maas train --publish`): verify, upload with progress, print the
+    version on stdout and say what happened."""
     from maas.store.publishing import publish
 
-    store = open_store(args.store, publishing=True)
-    with progress(f"uploading to {store.uri}", directory_size(Path(args.dir)), "B") as bar:
+    store = open_store(store_option, publishing=True)
+    with progress(f"uploading to {store.uri}", directory_size(directory), "B") as bar:
         published = publish(
-            args.dir,
+            directory,
             store,
-            args.name,
-            alias=args.alias,
-            allow_quality_drop=args.allow_quality_drop,
-            reuse=args.reuse,
+            name,
+            alias=alias,
+            allow_quality_drop=allow_quality_drop,
+            reuse=reuse,
             progress=lambda _file, sent: bar.advance(sent),
         )
     print(published.version)
     how = "reused (the same model)" if published.reused else "published"
-    note(
-        f"{how} {args.name}:{published.version} in {store.uri}"
-        + (f" as @{args.alias}" if args.alias else "")
-    )
-    return 0
+    note(f"{how} {name}:{published.version} in {store.uri}" + (f" as @{alias}" if alias else ""))
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -93,7 +93,6 @@ def add_parser(commands: Any) -> None:
     where.add_argument(
         "--image",
         metavar="URI",
-        default=ClientSettings.from_env().training_image,
         help="the training image in ECR, built from infra/training/Dockerfile "
         "(default: $MAAS_TRAINING_IMAGE)",
     )
@@ -159,17 +158,10 @@ def run(args: argparse.Namespace) -> int:
         "of the training runtime's"
     )
     if args.publish:
-        from maas.cli.models import run_publish
+        from maas.cli.models import publish_artifact
 
-        return run_publish(
-            argparse.Namespace(
-                dir=args.out,
-                store=args.store,
-                name=args.publish,
-                alias=args.alias,
-                allow_quality_drop=args.allow_quality_drop,
-                reuse=False,
-            )
+        publish_artifact(
+            args.out, args.store, args.publish, args.alias, args.allow_quality_drop, reuse=False
         )
     return 0
 
@@ -179,17 +171,16 @@ def on_sagemaker(args: argparse.Namespace, options: Any) -> None:
 
     if not args.role or not args.s3:
         raise InvalidInput("--on sagemaker needs --role ARN and --s3 s3://BUCKET[/PREFIX]")
+    settings = ClientSettings.from_env()
     job = sagemaker.SageMakerJob(
         role=args.role,
-        image=args.image or "",
+        image=args.image or settings.training_image or "",
         s3=args.s3,
         instance_type=args.instance_type,
         spot=args.spot,
         name=args.job_name,
         max_runtime_s=args.max_runtime,
-        poll_s=ClientSettings.from_env().sagemaker_poll_s,
+        poll_s=settings.sagemaker_poll_s,
     )
-    if args.out.exists() and any(args.out.iterdir()):
-        raise InvalidInput(f"--out {args.out}: exists and is not empty")
     with progress("uploading the data", args.data.stat().st_size, "B") as bar:
         sagemaker.run(options, job, say=note, upload_progress=bar.advance)

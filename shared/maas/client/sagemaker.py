@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from maas.errors import ConfigurationError, InvalidInput, MaasError
+from maas.errors import InvalidInput, MaasError
 from maas.training.options import SAGEMAKER_ARTIFACT as ARTIFACT
 from maas.training.options import SAGEMAKER_CHANNEL as CHANNEL
 from maas.training.options import SAGEMAKER_HYPERPARAMETER as HYPERPARAMETER
@@ -135,6 +135,11 @@ def run(
     """Train on SageMaker; returns options.out, holding the downloaded artifact."""
     import boto3
 
+    out = options.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # refused before anything is uploaded or paid for
+        raise InvalidInput(f"--out {out}: exists and is not empty")
+
     session = session or boto3.session.Session()
     s3, sagemaker = session.client("s3"), session.client("sagemaker")
     name = job.name or job_name(options)
@@ -222,8 +227,6 @@ def log_lines(logs: Any, name: str) -> Callable[[], Iterator[str]]:
 def unpack(s3: Any, bucket: str, key: str, out: Path) -> None:
     """model.tar.gz -> out: only the artifact folder, only plain files and folders, nothing
     outside it (tarfile's data filter refuses links, devices and escaping paths)."""
-    if out.exists() and any(out.iterdir()):
-        raise ConfigurationError(f"{out} exists and is not empty")
     with tempfile.TemporaryDirectory(prefix="maas-sagemaker-") as work:
         archive = Path(work) / "model.tar.gz"
         try:
