@@ -140,6 +140,8 @@ TRAININGS: dict[str, tuple[Path, int, tuple[str, ...]]] = {
     # Two epochs of an LSTM on 240 texts is barely trained, so its quantized accuracy may
     # wobble: this run is about the seed's architecture and its (risky) LSTM export.
     "seed_run": (REVIEWS, 300, ("--preset", "seed", "--epochs", "2", "--allow-quality-drop")),
+    # the binary run again, read once and trained from disk (maas.training.stream)
+    "streamed_run": (REVIEWS, 1000, ("--stream", "--epochs", "15")),
     # stderr on a pseudo-terminal, as a person at a terminal runs it
     "terminal_run": (REVIEWS, 200, ("--epochs", "2", "--allow-quality-drop")),
     # the other architectures, each through the gate without an override (test split of 60:
@@ -212,11 +214,16 @@ def seed_run(trainings: dict[str, Run]) -> Run:
 
 
 @pytest.fixture
+def streamed_run(trainings: dict[str, Run]) -> Run:
+    return trainings["streamed_run"]
+
+
+@pytest.fixture
 def terminal_run(trainings: dict[str, Run]) -> Run:
     return trainings["terminal_run"]
 
 
-@pytest.fixture(params=["binary_run", "multiclass_run", "seed_run"])
+@pytest.fixture(params=["binary_run", "multiclass_run", "seed_run", "streamed_run"])
 def any_run(request: pytest.FixtureRequest) -> Run:
     run: Run = request.getfixturevalue(request.param)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -482,6 +489,41 @@ def test_a_label_too_rare_to_split_is_refused(
     negative = [row for row in reviews_rows if row["label"] == "negative"][:3]
     done = train(write_rows(tmp_path / "rare.csv", positive + negative), tmp_path / "model")
     assert_refused(done, "'negative' (3)")
+
+
+def test_a_streamed_file_trains_from_disk_and_leaves_nothing_behind(streamed_run: Run) -> None:
+    run = streamed_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = run.document["data"]
+    # 1000 rows, 500 a label: 50 of each to validation and to test, the rest trains; the
+    # baseline's sample (50,000 at most) is the whole train split here
+    assert data["splits"] == {"train": 800, "validation": 100, "test": 100}
+    assert data["streamed"] == {"held_out_at_most": 10_000, "baseline_sample": 800}
+    assert run.manifest.quality_gate is not None and run.manifest.quality_gate.passed
+    assert sorted(p.name for p in run.out.parent.iterdir()) == ["model", "reviews.csv"]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "words"),
+    [
+        ("reviews.csv", ("--stream", "--cv", "3"), ("--cv", "hold in memory")),
+        ("reviews.json", ("--stream",), ("JSON array", "JSON Lines")),
+    ],
+)
+def test_what_cannot_stream_is_refused(
+    tmp_path: Path,
+    reviews_rows: list[dict[str, str]],
+    name: str,
+    options: tuple[str, ...],
+    words: tuple[str, ...],
+) -> None:
+    data = tmp_path / name
+    if name.endswith(".json"):
+        data.write_text(json.dumps(reviews_rows[:50], ensure_ascii=False), encoding="utf-8")
+    else:
+        write_rows(data, reviews_rows[:50])
+    assert_refused(train(data, tmp_path / "model", *options), *words)
+    assert not (tmp_path / "model").exists()
 
 
 def test_a_directory_with_other_files_is_not_overwritten(

@@ -61,6 +61,12 @@ def add_parser(commands: Any) -> None:
         "more trainings)",
     )
     train.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="read the file once and train from disk, in bounded memory (default: when the file is "
+        "over 100 MB; --no-stream holds it in memory)",
+    )
+    train.add_argument(
         "--epochs", metavar="N", type=int, help="most epochs (default: the preset's)"
     )
     train.add_argument(

@@ -61,11 +61,24 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """sha256 over the (text, label) rows, independent of the file's format."""
-        digest = hashlib.sha256()
+        digest = RowDigest()
         for text, label in zip(self.texts, self.labels, strict=True):
-            digest.update(json.dumps([text, label], ensure_ascii=False).encode("utf-8"))
-            digest.update(b"\n")
+            digest.add(text, label)
         return digest.hexdigest()
+
+
+class RowDigest:
+    """`Dataset.fingerprint`, a row at a time (for a file read in one pass, never held)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, text: str, label: str) -> None:
+        self._digest.update(json.dumps([text, label], ensure_ascii=False).encode("utf-8"))
+        self._digest.update(b"\n")
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def _format(path: Path) -> str:
@@ -223,25 +236,46 @@ def read_texts(
     return [_field(source, n, record, text_column) for n, record in iter_records(source, options)]
 
 
+def iter_labelled(
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    options: FileOptions = AUTO,
+) -> Iterator[tuple[int, str, str]]:
+    """(line number, text, label) for each row, in file order. Every row needs a non-empty
+    label; texts may be empty."""
+    source = Path(path)
+    for number, record in iter_records(source, options):
+        text = _field(source, number, record, text_column)
+        label = _field(source, number, record, label_column).strip()
+        if not label:
+            raise BadData(f"{source.name}:{number}: empty label")
+        yield number, text, label
+
+
 def read_labelled(
     path: str | Path,
     text_column: str = "text",
     label_column: str = "label",
     options: FileOptions = AUTO,
 ) -> Dataset:
-    """All rows, in file order. Every row needs a non-empty label; texts may be empty."""
-    source = Path(path)
+    """All rows (`iter_labelled`), held in memory."""
     texts, labels = [], []
-    for number, record in iter_records(source, options):
-        text = _field(source, number, record, text_column)
-        label = _field(source, number, record, label_column).strip()
-        if not label:
-            raise BadData(f"{source.name}:{number}: empty label")
+    for _, text, label in iter_labelled(path, text_column, label_column, options):
         texts.append(text)
         labels.append(label)
     if not texts:
-        raise BadData(f"{source}: no rows")
-    return Dataset(texts, labels, source.name)
+        raise BadData(f"{path}: no rows")
+    return Dataset(texts, labels, Path(path).name)
 
 
-__all__ = ["AUTO", "Dataset", "FileOptions", "iter_records", "read_labelled", "read_texts"]
+__all__ = [
+    "AUTO",
+    "Dataset",
+    "FileOptions",
+    "RowDigest",
+    "iter_labelled",
+    "iter_records",
+    "read_labelled",
+    "read_texts",
+]

@@ -16,7 +16,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -290,6 +290,11 @@ class Tokenizer:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(iter_tokens(text, spec))
+        return cls.from_counts(counts, spec)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], spec: TokenizerSpec) -> Tokenizer:
+        """`fit` from token counts already made (e.g. while a large file was read once)."""
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return cls(spec, [token for token, _ in ranked[: spec.num_words - 2]])
 

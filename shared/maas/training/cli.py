@@ -38,6 +38,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=[*sorted(PRESETS), AUTO], default=DEFAULT_PRESET)
     p.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET_S)
     p.add_argument("--cv", type=_at_least_two, help="k-fold cross-validation (default: none)")
+    p.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="read the file once and train from disk, in bounded memory (default: when the file is "
+        "over 100 MB; --no-stream holds it in memory)",
+    )
     p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the preset's)")
     p.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help="seed for the split and the training"

@@ -26,7 +26,7 @@ from maas.core.manifest import Manifest
 from maas.core.metrics import classification_report
 from maas.core.tokenizer import Tokenizer
 from maas.errors import BadData, ErrorCode
-from maas.training import buckets, export, quality, splits
+from maas.training import buckets, export, quality, splits, stream
 from maas.training.options import AUTO, TrainingOptions
 from maas.training.presets import AUTO_CANDIDATES, PRESETS, Preset
 
@@ -38,13 +38,7 @@ def run(options: TrainingOptions) -> Manifest:
     manifest; `quality.enforce` turns a failed gate into an error."""
     preset = None if options.preset == AUTO else PRESETS[options.preset].with_epochs(options.epochs)
     check_out(options.out)
-    data = splits.load(
-        options.data,
-        options.text_column,
-        options.label_column,
-        options.seed,
-        FileOptions(encoding=options.encoding, delimiter=options.delimiter),
-    )
+    data = load(options, preset)
     options.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{options.out.name}.", dir=options.out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be read
@@ -56,6 +50,23 @@ def run(options: TrainingOptions) -> Manifest:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def load(options: TrainingOptions, preset: Preset | None) -> splits.LabelledData:
+    """The data, split: held in memory, or read once and trained from disk when the file is
+    large or `--stream` says so (`maas.training.stream`)."""
+    file_options = FileOptions(encoding=options.encoding, delimiter=options.delimiter)
+    columns = (options.data, options.text_column, options.label_column, options.seed)
+    if not stream.wanted(options.data, options.stream):
+        return splits.load(*columns, file_options)
+    if options.cv:
+        raise BadData(
+            "--cv is for datasets small enough to hold in memory; a streamed file "
+            "(--stream, or one over 100 MB) has enough rows for its test split to decide"
+        )
+    spec = (preset or PRESETS[AUTO_CANDIDATES[0]]).tokenizer
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    return stream.load(*columns, spec, options.out.parent, file_options)
 
 
 def check_out(out: Path) -> None:
@@ -88,20 +99,24 @@ def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
     from maas.training import models
 
     models.set_seeds(seed)
-    tokenizer = Tokenizer.fit(data.train.texts, preset.tokenizer)
+    if data.streamed:
+        tokenizer = data.streamed.tokenizer(preset.tokenizer)
+    else:
+        tokenizer = Tokenizer.fit(data.train.texts, preset.tokenizer)
     encoded = {
         name: tokenizer.encode(part.texts)
-        for name, part in (
-            ("train", data.train),
-            ("validation", data.validation),
-            ("test", data.test),
-        )
+        for name, part in (("validation", data.validation), ("test", data.test))
     }
     model = models.build(preset, len(data.labels))
     models.compile_model(model, preset, len(data.labels))
-    trained = models.train(
-        model, preset, encoded["train"], data.train.y, encoded["validation"], data.validation.y
-    )
+    validation = (encoded["validation"], data.validation.y)
+    if data.streamed:
+        with data.streamed.encode(tokenizer) as rows:
+            batches = rows.batches(preset.batch_size, seed)
+            trained = models.train(model, preset, batches, None, *validation)
+    else:
+        x_train = tokenizer.encode(data.train.texts)
+        trained = models.train(model, preset, x_train, data.train.y, *validation)
     return Fitted(preset, tokenizer, encoded, model, trained)
 
 
@@ -180,7 +195,13 @@ def build_artifact(
             "seconds": round(trained.seconds, 2),
         },
     )
-    draft["notes"] = evaluation_notes(draft["metrics"], trained) or None
+    notes = evaluation_notes(draft["metrics"], trained)
+    if data.streamed and len(data.train.texts) < data.train_rows:
+        notes.append(
+            f"The baseline was fitted on a sample of {len(data.train.texts):,} of the "
+            f"{data.train_rows:,} train rows (the model on all of them)."
+        )
+    draft["notes"] = notes or None
     draft["candidates"] = candidates
     if options.cv:
         draft["cross_validation"] = cross_validate(preset, data, options.seed, options.cv)
@@ -369,17 +390,23 @@ def hyperparameters(preset: Preset, seed: int, n_labels: int, model: Any) -> dic
 
 
 def describe_data(data: splits.LabelledData) -> dict[str, Any]:
-    return {
-        "source": data.dataset.source,
-        "fingerprint": data.dataset.fingerprint(),
-        "rows": len(data.dataset.texts),
+    described: dict[str, Any] = {
+        "source": data.source,
+        "fingerprint": data.fingerprint,
+        "rows": data.rows,
         "labels_count": data.label_counts,
         "splits": {
-            "train": len(data.train.texts),
+            "train": data.train_rows,
             "validation": len(data.validation.texts),
             "test": len(data.test.texts),
         },
     }
+    if data.streamed:
+        described["streamed"] = {
+            "held_out_at_most": stream.HOLDOUT_ROWS,
+            "baseline_sample": len(data.train.texts),
+        }
+    return described
 
 
 def library_versions(interpreter: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS
 from maas.progress import Progress
 from maas.training.native import quiet_stderr
 from maas.training.presets import Preset
+from maas.training.stream import ShuffledBatches
 
 # Keep TensorFlow's C++ chatter off stderr, where the epoch log and errors go.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -236,21 +237,25 @@ class TrainingResult:
 def train(
     model: keras.Model,
     preset: Preset,
-    x_train: Array,
-    y_train: Array,
+    x_train: Array | ShuffledBatches,
+    y_train: Array | None,
     x_validation: Array,
     y_validation: Array,
 ) -> TrainingResult:
+    """Fit with early stopping on validation; the train split as arrays, or as the batches
+    of a streamed file (`maas.training.stream`; `y_train` None)."""
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=preset.patience, restore_best_weights=True
     )
+    if isinstance(x_train, ShuffledBatches):
+        given: dict[str, Any] = {"x": _Batches(x_train), "shuffle": False}  # it shuffles itself
+    else:
+        given = {"x": x_train, "y": y_train, "batch_size": preset.batch_size}
     started = time.perf_counter()
     fitted = model.fit(
-        x_train,
-        y_train,
+        **given,
         validation_data=(x_validation, y_validation),
         epochs=preset.max_epochs,
-        batch_size=preset.batch_size,
         callbacks=[stop, EpochLog(preset.max_epochs)],
         verbose=0,
     )
@@ -258,6 +263,23 @@ def train(
     history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
     best = int(np.argmin(history["val_loss"])) + 1
     return TrainingResult(history, len(history["loss"]), best, seconds)
+
+
+class _Batches(keras.utils.PyDataset):
+    """`ShuffledBatches` as Keras reads a dataset: batch i, then a new order each epoch."""
+
+    def __init__(self, batches: ShuffledBatches) -> None:
+        super().__init__()
+        self._batches = batches
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getitem__(self, index: int) -> tuple[Array, Array]:
+        return self._batches.batch(index)
+
+    def on_epoch_end(self) -> None:
+        self._batches.next_epoch()
 
 
 def probabilities(model: keras.Model, x: Array) -> Array:

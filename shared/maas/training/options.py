@@ -37,6 +37,7 @@ class TrainingOptions:
     delimiter: str | None = None
     time_budget: float = DEFAULT_TIME_BUDGET_S  # --preset auto: seconds of training at most
     cv: int | None = None  # k-fold cross-validation of the preset on train + validation
+    stream: bool | None = None  # read once, train from disk; None: when the file is large
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainingOptions:
@@ -65,4 +66,6 @@ class TrainingOptions:
             command += ["--time-budget", f"{self.time_budget:g}"]
         if self.cv is not None:
             command += ["--cv", str(self.cv)]
+        if self.stream is not None:
+            command.append("--stream" if self.stream else "--no-stream")
         return command

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from maas.client.data import AUTO, Dataset, FileOptions, read_labelled
 from maas.errors import BadData
+
+if TYPE_CHECKING:
+    from maas.training.stream import TrainRows
 
 Array = npt.NDArray[Any]
 
@@ -29,21 +33,25 @@ class Split:
 
 @dataclass(frozen=True)
 class LabelledData:
-    dataset: Dataset
+    source: str  # the file's name
+    fingerprint: str  # `Dataset.fingerprint`: sha256 over the rows
+    rows: int
     labels: list[str]  # sorted; a label's position is its class id
+    label_counts: dict[str, int]
+    # Held in memory. For a streamed file (`maas.training.stream`) `train` is a sample of the
+    # train split (what the baseline fits); the whole split stays on disk, in `streamed`.
     train: Split
     validation: Split
     test: Split
+    streamed: TrainRows | None = None
 
     @property
-    def label_counts(self) -> dict[str, int]:
-        counts = Counter(self.dataset.labels)
-        return {label: counts[label] for label in self.labels}
+    def train_rows(self) -> int:
+        return self.streamed.rows if self.streamed else len(self.train.texts)
 
 
-def check_labels(labels: list[str]) -> list[str]:
+def check_labels(counts: Mapping[str, int]) -> list[str]:
     """The sorted label set, or BadData when it cannot train and evaluate a classifier."""
-    counts = Counter(labels)
     if len(counts) < 2:
         found = ", ".join(repr(label) for label in counts) or "none"
         raise BadData(f"need at least 2 different labels to train a classifier; found {found}")
@@ -86,7 +94,19 @@ def load(
     seed: int,
     options: FileOptions = AUTO,
 ) -> LabelledData:
+    """The whole file in memory, split exactly (stratified); `maas.training.stream.load` is
+    the same for a file too large to hold."""
     dataset = read_labelled(path, text_column, label_column, options)
-    labels = check_labels(dataset.labels)
+    counts = Counter(dataset.labels)
+    labels = check_labels(counts)
     train, validation, test = stratified_split(dataset, labels, seed)
-    return LabelledData(dataset, labels, train, validation, test)
+    return LabelledData(
+        dataset.source,
+        dataset.fingerprint(),
+        len(dataset.texts),
+        labels,
+        {label: counts[label] for label in labels},
+        train,
+        validation,
+        test,
+    )

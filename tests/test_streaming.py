@@ -1,0 +1,221 @@
+"""A training file read once and trained from disk (maas.training.stream), on the bundled real
+data: how it splits, what it keeps in memory, that no row is lost or read twice, and that the
+training batches cover the train split exactly once an epoch in a seeded order.
+
+TensorFlow is not needed here (the module is numpy and the maas tokenizer); the streamed
+training itself is one of tests/test_training.py's runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maas.client.data import read_labelled
+from maas.core.tokenizer import Tokenizer, TokenizerSpec
+from maas.errors import BadData
+from maas.training import splits, stream
+
+ROOT = Path(__file__).resolve().parents[1]
+REVIEWS = ROOT / "data" / "reviews-zh" / "reviews.csv"
+PACKAGES = ROOT / "data" / "debian-packages" / "packages.jsonl"
+SPEC = TokenizerSpec(num_words=2000, max_length=64, padding="post", truncating="post")
+
+
+def load(path: Path, tmp_path: Path, seed: int = 7) -> splits.LabelledData:
+    return stream.load(path, "text", "label", seed, SPEC, tmp_path)
+
+
+def rows_of(data: splits.LabelledData) -> list[tuple[str, str]]:
+    assert data.streamed is not None
+    return list(data.streamed.texts())
+
+
+@pytest.fixture
+def small_caps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caps far below the data, so the samples fill and rows leave them."""
+    monkeypatch.setattr(stream, "HOLDOUT_ROWS", 150)
+    monkeypatch.setattr(stream, "BASELINE_SAMPLE_ROWS", 400)
+
+
+def test_every_row_lands_in_exactly_one_split_and_none_is_lost(
+    tmp_path: Path, small_caps: None
+) -> None:
+    whole = read_labelled(PACKAGES)
+    data = load(PACKAGES, tmp_path)
+    assert data.rows == len(whole.texts) == 600
+    assert data.fingerprint == whole.fingerprint()
+    assert data.labels == sorted(set(whole.labels))
+    assert data.label_counts == dict(Counter(whole.labels))
+    assert len(data.validation.texts) == len(data.test.texts) == 60  # under the cap: 10 %
+    train = rows_of(data)
+    assert data.train_rows == len(train) == 600 - 120
+    everything = Counter(zip(whole.texts, whole.labels, strict=True))
+    held = [
+        (text, data.labels[y])
+        for part in (data.validation, data.test)
+        for text, y in zip(part.texts, part.y.tolist(), strict=True)
+    ]
+    assert Counter(train) + Counter(held) == everything
+
+
+def test_the_split_is_stratified_ten_rows_of_a_label_at_a_time(tmp_path: Path) -> None:
+    data = load(PACKAGES, tmp_path)
+    for part in (data.validation, data.test):
+        counts = Counter(part.y.tolist())
+        for label, n in data.label_counts.items():
+            blocks = n / stream.BLOCK
+            assert int(blocks) <= counts[data.labels.index(label)] <= int(blocks) + 1
+
+
+def test_held_out_splits_are_capped_and_the_rest_trains(tmp_path: Path, small_caps: None) -> None:
+    data = load(REVIEWS, tmp_path)
+    assert data.rows == 6000
+    assert len(data.validation.texts) == len(data.test.texts) == 150
+    assert data.train_rows == 6000 - 300  # rows beyond the cap train: none is dropped
+    assert len(data.train.texts) == 400  # the baseline's sample
+    assert set(data.test.y.tolist()) == {0, 1} and set(data.validation.y.tolist()) == {0, 1}
+    test_rows = set(data.test.texts)
+    assert not test_rows & {text for text, _ in rows_of(data)} - set(data.validation.texts)
+
+
+def test_the_vocabulary_is_the_one_fit_on_the_train_rows(tmp_path: Path, small_caps: None) -> None:
+    data = load(REVIEWS, tmp_path)
+    assert data.streamed is not None
+    exact = Tokenizer.fit([text for text, _ in rows_of(data)], SPEC)
+    assert data.streamed.tokenizer(SPEC).vocabulary == exact.vocabulary
+    # a spec that splits texts differently is counted again, not served from the first pass
+    cased = TokenizerSpec(num_words=2000, max_length=64, lowercase=False)
+    assert data.streamed.tokenizer(cased).vocabulary == (
+        Tokenizer.fit([text for text, _ in rows_of(data)], cased).vocabulary
+    )
+
+
+def test_token_counts_stay_bounded_and_keep_the_frequent_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream, "COUNTED_TOKENS", 3000)
+    data = load(REVIEWS, tmp_path)
+    assert data.streamed is not None
+    assert len(data.streamed.counts) <= 3000
+    spec = TokenizerSpec(num_words=202)
+    exact = Tokenizer.fit([text for text, _ in rows_of(data)], spec).vocabulary
+    bounded = data.streamed.tokenizer(spec).vocabulary
+    assert bounded[:100] == exact[:100]
+
+
+def test_the_split_depends_on_the_seed_only(tmp_path: Path, small_caps: None) -> None:
+    first, again, other = (load(REVIEWS, tmp_path, seed) for seed in (1, 1, 2))
+    assert first.test.texts == again.test.texts and first.train.texts == again.train.texts
+    assert first.test.texts != other.test.texts
+
+
+@pytest.fixture
+def chunked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks and windows small enough that batches cross their edges."""
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(stream, "WINDOW_CHUNKS", 3)
+
+
+def epoch(batches: stream.ShuffledBatches) -> tuple[np.ndarray, np.ndarray]:
+    parts = [batches.batch(i) for i in range(len(batches))]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def test_each_epoch_reads_every_train_row_once_in_a_new_seeded_order(
+    tmp_path: Path, chunked: None
+) -> None:
+    data = load(PACKAGES, tmp_path)
+    assert data.streamed is not None
+    tokenizer = data.streamed.tokenizer(SPEC)
+    texts, labels = zip(*rows_of(data), strict=True)
+    expected = tokenizer.encode(list(texts))
+    expected_y = np.asarray([data.labels.index(label) for label in labels])
+    with data.streamed.encode(tokenizer) as rows:
+        assert rows.rows == len(texts) and rows.chunks == -(-len(texts) // 64)
+        batches = rows.batches(50, seed=3)  # 50 does not divide a chunk of 64
+        assert len(batches) == -(-len(texts) // 50)
+        sizes = {len(batches.batch(i)[0]) for i in range(len(batches))}
+        assert sizes <= {50, len(texts) % 50}
+        first = epoch(batches)
+        batches.next_epoch()
+        second = epoch(batches)
+        again = epoch(rows.batches(50, seed=3))
+    for ids, y in (first, second):
+        assert ids.dtype == np.int32 and y.dtype == np.int64
+        # the same rows (ids with their class), each once
+        got = sorted(map(tuple, np.column_stack([ids, y]).tolist()))
+        assert got == sorted(map(tuple, np.column_stack([expected, expected_y]).tolist()))
+    assert not np.array_equal(first[0], second[0])  # reshuffled each epoch
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert not list(tmp_path.glob(".maas-train-rows-*")), "the encoded rows are removed"
+    with pytest.raises(IndexError):
+        batches.batch(len(batches))
+
+
+def test_a_window_mixes_a_file_sorted_by_label(
+    tmp_path: Path, chunked: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file with every negative first: a batch still sees both labels (eight chunks drawn
+    from all over the file are shuffled together)."""
+    monkeypatch.setattr(stream, "WINDOW_CHUNKS", 8)
+    with REVIEWS.open(encoding="utf-8") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: row["label"])
+    path = tmp_path / "sorted.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    data = load(path, tmp_path)
+    assert data.streamed is not None
+    with data.streamed.encode(data.streamed.tokenizer(SPEC)) as encoded:
+        batches = encoded.batches(32, seed=0)
+        mixed = [len(set(batches.batch(i)[1].tolist())) == 2 for i in range(len(batches))]
+    assert sum(mixed) > 0.9 * len(mixed)
+
+
+def test_a_file_that_changes_between_the_passes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    rows = [json.loads(line) for line in PACKAGES.read_text(encoding="utf-8").splitlines()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = load(path, tmp_path)
+    assert data.streamed is not None
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:-50]), encoding="utf-8")
+    tokenizer = data.streamed.tokenizer(SPEC)
+    with pytest.raises(BadData, match="changed while it was read"), data.streamed.encode(tokenizer):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["text,label", "a,x"] * 1, "need at least 2 different labels"),
+        (["text,label", "a,x", "b,"], "data.csv:3: empty label"),
+        (["text,kind", "a,x"], "no 'label' column"),
+        (["text,label"], "no rows"),
+    ],
+)
+def test_bad_data_is_refused_as_in_memory(tmp_path: Path, lines: list[str], message: str) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(BadData, match=message):
+        load(path, tmp_path)
+
+
+def test_large_files_stream_unless_told_and_a_json_array_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not stream.wanted(REVIEWS, None)  # 1.3 MB
+    assert stream.wanted(REVIEWS, True) and not stream.wanted(REVIEWS, False)
+    monkeypatch.setattr(stream, "STREAM_ABOVE_BYTES", 1000)
+    assert stream.wanted(REVIEWS, None)
+    array = tmp_path / "data.json"
+    array.write_text("[" + "{}," * 1000 + "{}]", encoding="utf-8")
+    assert not stream.wanted(array, None)
+    with pytest.raises(BadData, match="JSON Lines"):
+        stream.wanted(array, True)
