@@ -88,10 +88,15 @@ test-fast: install
 # Table on stdout, JSON + Markdown in bench-results/. `make bench BENCH_ARGS=--quick` is faster.
 # Then the peer table (bench/peers.py): maas on both runtimes beside ONNX Runtime, TensorFlow's
 # TFLite interpreter and scikit-learn, on the same model and texts (~4 min; --quick ~2 min).
+# Then training memory against rows (bench/streaming.py): files of 100 k, 300 k and 1 M rows,
+# streamed and held in memory, one epoch each (~30 min on 2 cores; --quick: 20 k-100 k rows).
 PEERS_ARGS ?= $(filter --quick,$(BENCH_ARGS))
+STREAMING_ARGS ?= $(if $(filter --quick,$(BENCH_ARGS)),--rows 20000$(,)50000$(,)100000)
+, := ,
 bench: install
 	.venv/bin/python bench/harness.py $(BENCH_ARGS)
 	.venv/bin/python bench/peers.py $(PEERS_ARGS)
+	.venv-train/bin/python bench/streaming.py $(STREAMING_ARGS)
 
 # The fuzz suite at five times its `make test` size (10,000 API Gateway events, ~1,500 schema
 # cases, 2,000 queue batches, 300 mutated model files); counts, statuses, p99 and RSS growth

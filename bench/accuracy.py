@@ -35,24 +35,13 @@ DATASETS = {
 def run_one(dataset: str, preset_name: str, seed: int) -> dict[str, Any]:
     from maas.client.data import FileOptions
     from maas.core.metrics import wilson_interval
-    from maas.core.tokenizer import Tokenizer
-    from maas.training import baseline, models, splits
+    from maas.training import baseline, job, models, splits
     from maas.training.presets import PRESETS
 
-    preset = PRESETS[preset_name]
     data = splits.load(DATASETS[dataset], "text", "label", seed, FileOptions())
-    models.set_seeds(seed)
-    tokenizer = Tokenizer.fit(data.train.texts, preset.tokenizer)
-    x = {
-        part: tokenizer.encode(getattr(data, part).texts)
-        for part in ("train", "validation", "test")
-    }
-    model = models.build(preset, len(data.labels))
-    models.compile_model(model, preset, len(data.labels))
-    trained = models.train(
-        model, preset, x["train"], data.train.y, x["validation"], data.validation.y
-    )
-    predicted = models.probabilities(model, x["test"]).argmax(axis=1)
+    fitted = job.fit(PRESETS[preset_name], data, seed)  # what `maas train` trains
+    trained, tokenizer = fitted.trained, fitted.tokenizer
+    predicted = models.probabilities(fitted.model, fitted.encoded["test"]).argmax(axis=1)
     y = data.test.y
     correct = int((predicted == y).sum())
     base = baseline.predict(tokenizer.spec, data.train.texts, data.train.y, data.test.texts, seed)

@@ -19,6 +19,7 @@ import pytest
 from maas.client.data import read_labelled
 from maas.core.tokenizer import Tokenizer, TokenizerSpec
 from maas.errors import BadData
+from maas.training import rows as on_disk
 from maas.training import splits, stream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ def test_the_vocabulary_is_the_one_fit_on_the_train_rows(tmp_path: Path, small_c
 def test_token_counts_stay_bounded_and_keep_the_frequent_tokens(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stream, "COUNTED_TOKENS", 3000)
+    monkeypatch.setattr(on_disk, "COUNTED_TOKENS", 3000)
     data = load(REVIEWS, tmp_path)
     assert data.streamed is not None
     assert len(data.streamed.counts) <= 3000
@@ -118,11 +119,11 @@ def test_the_split_depends_on_the_seed_only(tmp_path: Path, small_caps: None) ->
 @pytest.fixture
 def chunked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks and windows small enough that batches cross their edges."""
-    monkeypatch.setattr(stream, "CHUNK_ROWS", 64)
-    monkeypatch.setattr(stream, "WINDOW_CHUNKS", 3)
+    monkeypatch.setattr(on_disk, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(on_disk, "WINDOW_CHUNKS", 3)
 
 
-def epoch(batches: stream.ShuffledBatches) -> tuple[np.ndarray, np.ndarray]:
+def epoch(batches: on_disk.ShuffledBatches) -> tuple[on_disk.Array, on_disk.Array]:
     parts = [batches.batch(i) for i in range(len(batches))]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -163,7 +164,7 @@ def test_a_window_mixes_a_file_sorted_by_label(
 ) -> None:
     """A file with every negative first: a batch still sees both labels (eight chunks drawn
     from all over the file are shuffled together)."""
-    monkeypatch.setattr(stream, "WINDOW_CHUNKS", 8)
+    monkeypatch.setattr(on_disk, "WINDOW_CHUNKS", 8)
     with REVIEWS.open(encoding="utf-8") as handle:
         rows = sorted(csv.DictReader(handle), key=lambda row: row["label"])
     path = tmp_path / "sorted.csv"
@@ -219,3 +220,17 @@ def test_large_files_stream_unless_told_and_a_json_array_never(
     assert not stream.wanted(array, None)
     with pytest.raises(BadData, match="JSON Lines"):
         stream.wanted(array, True)
+
+
+@pytest.mark.parametrize("stream_flag", [True, False, None])
+def test_maas_train_passes_stream_to_the_job(stream_flag: bool | None) -> None:
+    """`maas train --stream` (the CLI) -> the job's command line -> the job's options."""
+    from maas.cli import build_parser
+    from maas.training import cli as job_cli
+    from maas.training.options import TrainingOptions
+
+    flag = {True: ["--stream"], False: ["--no-stream"], None: []}[stream_flag]
+    args = build_parser().parse_args(["train", "data.csv", "--out", "model", *flag])
+    options = TrainingOptions.from_args(args)
+    assert options.stream is stream_flag
+    assert TrainingOptions.from_args(job_cli.parser().parse_args(options.argv())) == options

@@ -15,7 +15,7 @@ from maas.core.manifest import IDS_INPUT, LSTM_STATE_INPUTS
 from maas.progress import Progress
 from maas.training.native import quiet_stderr
 from maas.training.presets import Preset
-from maas.training.stream import ShuffledBatches
+from maas.training.rows import ShuffledBatches
 
 # Keep TensorFlow's C++ chatter off stderr, where the epoch log and errors go.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -6,16 +6,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from maas.client.data import AUTO, Dataset, FileOptions, read_labelled
 from maas.errors import BadData
-
-if TYPE_CHECKING:
-    from maas.training.stream import TrainRows
+from maas.training.rows import TrainRows
 
 Array = npt.NDArray[Any]
 
