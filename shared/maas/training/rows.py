@@ -148,7 +148,7 @@ class EncodedRows:
         return math.ceil(self.rows / CHUNK_ROWS)
 
     def chunk(self, number: int) -> tuple[Array, Array]:
-        """Chunk `number`: (ids as int32, class ids), read from the files (not mapped, so the
+        """Chunk `number`: (ids, class ids) as stored, read from the files (not mapped, so the
         pages read are not counted against the process)."""
         start = number * CHUNK_ROWS
         count = min(CHUNK_ROWS, self.rows - start)
@@ -159,7 +159,7 @@ class EncodedRows:
             offset=start * self.width * self.dtype.itemsize,
         )
         labels = np.fromfile(self.labels_path, dtype=np.int32, count=count, offset=start * 4)
-        return ids.reshape(count, self.width).astype(np.int32), labels.astype(np.int64)
+        return ids.reshape(count, self.width), labels
 
     def batches(self, batch_size: int, seed: int) -> ShuffledBatches:
         return ShuffledBatches(self, batch_size, seed)
@@ -168,8 +168,8 @@ class EncodedRows:
 class ShuffledBatches:
     """An epoch's batches of `EncodedRows`, in a seeded order that changes each epoch: the
     chunks in random order, taken `WINDOW_CHUNKS` at a time, the rows of a window shuffled
-    together. Batches are read in order (`batch(i)` for i = 0, 1, ...); two windows at most
-    are in memory."""
+    together. Batches are read in order (`batch(i)` for i = 0, 1, ...); one window is in
+    memory (two while a batch crosses from one to the next)."""
 
     def __init__(self, rows: EncodedRows, batch_size: int, seed: int) -> None:
         self.rows, self.batch_size, self.seed = rows, batch_size, seed
@@ -194,23 +194,30 @@ class ShuffledBatches:
         self._loaded: dict[int, tuple[Array, Array]] = {}
 
     def _window(self, number: int) -> tuple[Array, Array]:
+        """Window `number`'s rows, shuffled, as stored (2 bytes a token, widened per batch)."""
         if number not in self._loaded:
-            parts = [self.rows.chunk(int(c)) for c in self._windows[number]]
-            ids = np.concatenate([p[0] for p in parts])
-            labels = np.concatenate([p[1] for p in parts])
-            shuffle = np.random.default_rng([self.seed, self.epoch, number]).permutation(len(ids))
-            for old in [n for n in self._loaded if n < number - 1]:
-                del self._loaded[old]
+            size = int(self._starts[number + 1] - self._starts[number])
+            ids = np.empty((size, self.rows.width), dtype=self.rows.dtype)
+            labels = np.empty(size, dtype=np.int32)
+            at = 0
+            for chunk in self._windows[number]:
+                x, y = self.rows.chunk(int(chunk))
+                ids[at : at + len(x)], labels[at : at + len(x)] = x, y
+                at += len(x)
+            shuffle = np.random.default_rng([self.seed, self.epoch, number]).permutation(size)
             self._loaded[number] = ids[shuffle], labels[shuffle]
         return self._loaded[number]
 
     def batch(self, index: int) -> tuple[Array, Array]:
+        """Batch `index`: (ids as int32, class ids as int64)."""
         start = index * self.batch_size
         stop = min(start + self.batch_size, self.rows.rows)
         if not 0 <= start < stop:
             raise IndexError(f"batch {index} of {len(self)}")
-        ids, labels = [], []
         window = int(np.searchsorted(self._starts, start, side="right")) - 1
+        for passed in [n for n in self._loaded if n < window]:
+            del self._loaded[passed]  # read in order: one window in memory, two across an edge
+        ids, labels = [], []
         while start < stop:
             x, y = self._window(window)
             offset = start - int(self._starts[window])
@@ -219,9 +226,10 @@ class ShuffledBatches:
             labels.append(y[offset : offset + take])
             start += take
             window += 1
-        if len(ids) == 1:
-            return ids[0], labels[0]
-        return np.concatenate(ids), np.concatenate(labels)
+        return (
+            np.concatenate(ids).astype(np.int32),
+            np.concatenate(labels).astype(np.int64),
+        )
 
 
 __all__ = ["EncodedRows", "ShuffledBatches", "TokenCounts", "TrainRows", "counted_key"]
