@@ -501,6 +501,8 @@ def test_a_streamed_file_trains_from_disk_and_leaves_nothing_behind(streamed_run
     assert data["streamed"] == {"held_out_at_most": 10_000, "baseline_sample": 800}
     assert run.manifest.quality_gate is not None and run.manifest.quality_gate.passed
     assert sorted(p.name for p in run.out.parent.iterdir()) == ["model", "reviews.csv"]
+    card = (run.out / "model-card.md").read_text(encoding="utf-8")
+    assert "the file read once" in card and "--cv" not in card
 
 
 @pytest.mark.parametrize(

@@ -195,7 +195,7 @@ def build_artifact(
             "seconds": round(trained.seconds, 2),
         },
     )
-    notes = evaluation_notes(draft["metrics"], trained)
+    notes = evaluation_notes(draft["metrics"], trained, streamed=data.streamed is not None)
     if data.streamed and len(data.train.texts) < data.train_rows:
         notes.append(
             f"The baseline was fitted on a sample of {len(data.train.texts):,} of the "
@@ -287,10 +287,12 @@ def evaluate(
 OVERFITTING_GAP = 0.10  # train vs validation accuracy at the kept epoch
 
 
-def evaluation_notes(metrics: dict[str, Any], trained: Any) -> list[str]:
+def evaluation_notes(metrics: dict[str, Any], trained: Any, streamed: bool = False) -> list[str]:
     """What a reader of the numbers should know: a test split too small to tell the model
-    from the baseline, and a model that fits its training data far better than new data."""
+    from the baseline, and a model that fits its training data far better than new data.
+    (A streamed file cannot be cross-validated: the advice leaves --cv out.)"""
     notes = []
+    firmer = "More labelled data gives" if streamed else "More labelled data, or --cv K, gives"
     model, base = metrics["quantized"], metrics["baseline"]
     low, high = model["accuracy_interval"]
     base_low, base_high = base["accuracy_interval"]
@@ -299,7 +301,7 @@ def evaluation_notes(metrics: dict[str, Any], trained: Any) -> list[str]:
             f"The test split (n={model['n']}) is too small to tell this model from the "
             f"baseline: accuracy {model['accuracy']:.3f} [{low:.3f}, {high:.3f}] vs "
             f"{base['accuracy']:.3f} [{base_low:.3f}, {base_high:.3f}] (95 % intervals "
-            "overlap). More labelled data, or --cv K, gives a firmer answer."
+            f"overlap). {firmer} a firmer answer."
         )
     history, epoch = trained.history, trained.best_epoch - 1
     if "accuracy" in history and "val_accuracy" in history:

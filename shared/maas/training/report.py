@@ -151,6 +151,13 @@ def model_card(manifest: Manifest) -> str:
     gate_text = "passed" if gate.passed else ("overridden" if gate.overridden else "FAILED")
     counts = ", ".join(f"{label} {n}" for label, n in data["labels_count"].items())
     split = data["splits"]
+    splits = f"train {split['train']}, validation {split['validation']}, test {split['test']}"
+    if "streamed" in data:
+        splits += (
+            " (the file read once: ten rows of a label at a time, one to validation and one "
+            f"to test, each sampled to at most {data['streamed']['held_out_at_most']:,}; the "
+            f"baseline fitted on {data['streamed']['baseline_sample']:,} train rows)"
+        )
     return f"""# Text classifier: {", ".join(labels)}
 
 **What:** a {manifest.task} text classifier that gives each text a probability for every
@@ -161,7 +168,7 @@ those in `{data["source"]}`.
 
 - Source: `{data["source"]}`, {data["rows"]} rows, fingerprint `{data["fingerprint"][:16]}…`
 - Labels: {counts}
-- Stratified split: train {split["train"]}, validation {split["validation"]}, test {split["test"]}
+- Stratified split: {splits}
 
 ## Test-split metrics (n = {metrics["quantized"].n})
 
