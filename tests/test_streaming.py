@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from maas.client.data import read_labelled
 from maas.core.tokenizer import Tokenizer, TokenizerSpec
@@ -234,3 +236,59 @@ def test_maas_train_passes_stream_to_the_job(stream_flag: bool | None) -> None:
     options = TrainingOptions.from_args(args)
     assert options.stream is stream_flag
     assert TrainingOptions.from_args(job_cli.parser().parse_args(options.argv())) == options
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(st.text(max_size=30), st.sampled_from(["a", "b", "c", "spam ham", "负面"])),
+        max_size=300,
+    ),
+    enough=st.booleans(),
+    holdout=st.integers(1, 40),
+    seed=st.integers(0, 2**31),
+)
+def test_any_file_is_split_whole_or_refused_with_a_reason(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[tuple[str, str]],
+    enough: bool,
+    holdout: int,
+    seed: int,
+) -> None:
+    """Any rows (any text, labels of any count): either a BadData, or every row in exactly one
+    split, the held-out splits within their cap and stratified, the same split again."""
+    if enough:  # ten rows of each label it has (and of two at least): a file that trains
+        labels = sorted({label for _, label in rows} | {"a", "b"})
+        rows = rows + [(f"row {i}", label) for label in labels for i in range(10)]
+    monkeypatch.setattr(stream, "HOLDOUT_ROWS", holdout)
+    path = tmp_path / "any.jsonl"
+    path.write_text(
+        "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in rows),
+        encoding="utf-8",
+    )
+    counts = Counter(label for _, label in rows)
+    try:
+        data = load(path, tmp_path, seed)
+    except BadData as exc:
+        assert not enough
+        assert not rows or len(counts) < 2 or min(counts.values()) < splits.MIN_ROWS_PER_LABEL
+        assert str(exc)
+        return
+    held = [
+        (text, data.labels[y])
+        for part in (data.validation, data.test)
+        for text, y in zip(part.texts, part.y.tolist(), strict=True)
+    ]
+    assert Counter(rows_of(data)) + Counter(held) == Counter(rows)
+    uncapped = sum(n // stream.BLOCK + 1 for n in counts.values()) <= holdout
+    for part in (data.validation, data.test):
+        assert 0 < len(part.texts) <= holdout
+        if uncapped:  # every label, one row in ten
+            got = Counter(part.y.tolist())
+            for label, n in counts.items():
+                assert n // stream.BLOCK <= got[data.labels.index(label)] <= n // stream.BLOCK + 1
+    again = load(path, tmp_path, seed)
+    assert (again.test.texts, again.validation.texts) == (data.test.texts, data.validation.texts)
