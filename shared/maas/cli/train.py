@@ -15,6 +15,7 @@ from maas.training.options import (
     DEFAULT_SEED,
     DEFAULT_TIME_BUDGET_S,
     PRESET_NAMES,
+    STREAM_ABOVE,
 )
 
 
@@ -64,7 +65,7 @@ def add_parser(commands: Any) -> None:
         "--stream",
         action=argparse.BooleanOptionalAction,
         help="read the file once and train from disk, in bounded memory (default: when the file is "
-        "over 100 MB; --no-stream holds it in memory)",
+        f"over {STREAM_ABOVE}; --no-stream holds it in memory)",
     )
     train.add_argument(
         "--epochs", metavar="N", type=int, help="most epochs (default: the preset's)"

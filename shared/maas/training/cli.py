@@ -19,6 +19,7 @@ from maas.training.options import (
     DEFAULT_PRESET,
     DEFAULT_SEED,
     DEFAULT_TIME_BUDGET_S,
+    STREAM_ABOVE,
     TrainingOptions,
 )
 from maas.training.presets import PRESETS
@@ -42,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
         "--stream",
         action=argparse.BooleanOptionalAction,
         help="read the file once and train from disk, in bounded memory (default: when the file is "
-        "over 100 MB; --no-stream holds it in memory)",
+        f"over {STREAM_ABOVE}; --no-stream holds it in memory)",
     )
     p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the preset's)")
     p.add_argument(

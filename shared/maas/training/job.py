@@ -27,7 +27,7 @@ from maas.core.metrics import classification_report
 from maas.core.tokenizer import Tokenizer
 from maas.errors import BadData, ErrorCode
 from maas.training import buckets, export, quality, splits, stream
-from maas.training.options import AUTO, TrainingOptions
+from maas.training.options import AUTO, STREAM_ABOVE, TrainingOptions
 from maas.training.presets import AUTO_CANDIDATES, PRESETS, Preset
 
 Array = npt.NDArray[Any]
@@ -62,10 +62,9 @@ def load(options: TrainingOptions, preset: Preset | None) -> splits.LabelledData
     if options.cv:
         raise BadData(
             "--cv is for datasets small enough to hold in memory; a streamed file "
-            "(--stream, or one over 100 MB) has enough rows for its test split to decide"
+            f"(--stream, or one over {STREAM_ABOVE}) has enough rows for its test split to decide"
         )
     spec = (preset or PRESETS[AUTO_CANDIDATES[0]]).tokenizer
-    options.out.parent.mkdir(parents=True, exist_ok=True)
     return stream.load(*columns, spec, options.out.parent, file_options)
 
 

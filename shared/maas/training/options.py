@@ -21,6 +21,10 @@ SAGEMAKER_ARTIFACT = "artifact"
 PRESET_NAMES = ("default", "seed", "cnn", "bilstm", "transformer")
 AUTO = "auto"  # not a preset: trains several and keeps the best on validation
 DEFAULT_TIME_BUDGET_S = 600
+# `--stream` unset: a file larger than this is read once and trained from disk
+# (maas.training.stream); a smaller one is held in memory.
+STREAM_ABOVE_BYTES = 100 * 1024 * 1024
+STREAM_ABOVE = f"{STREAM_ABOVE_BYTES // 2**20} MB"  # as help texts and messages say it
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,9 @@ from maas.core.tokenizer import TokenizerSpec
 from maas.errors import BadData
 from maas.progress import Progress
 from maas.training import splits
+from maas.training.options import STREAM_ABOVE_BYTES
 from maas.training.rows import TokenCounts, TrainRows, counted_key
 
-# Files above this size are streamed unless told otherwise (--stream / --no-stream).
-STREAM_ABOVE_BYTES = 100 * 1024 * 1024
 BLOCK = round(1 / splits.TEST_FRACTION)  # rows of one label per draw: 1 test, 1 validation
 HOLDOUT_ROWS = 10_000  # each of validation and test, at most (full from 100,000 rows)
 BASELINE_SAMPLE_ROWS = 50_000  # the baseline (TF-IDF + LR) fits on a sample of train
@@ -168,4 +167,4 @@ def load(
     )
 
 
-__all__ = ["STREAM_ABOVE_BYTES", "load", "wanted"]
+__all__ = ["load", "wanted"]
