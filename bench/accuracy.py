@@ -79,6 +79,20 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {dataset} (n={runs[0]['n']}) | {preset} | {mean:.3f}: {each} | {base:.3f} "
             f"| {100 * (mean - base):+.1f} pt |"
         )
+    lines.append("")
+    for preset in sorted({r["preset"] for r in rows}):
+        margins = [
+            statistics.mean(
+                r["accuracy"] - r["baseline"]
+                for r in rows
+                if r["preset"] == preset and r["dataset"] == dataset
+            )
+            for dataset in sorted({r["dataset"] for r in rows if r["preset"] == preset})
+        ]
+        lines.append(
+            f"{preset}: average margin over {len(margins)} datasets "
+            f"{100 * statistics.mean(margins):+.2f} pt"
+        )
     return "\n".join(lines)
 
 

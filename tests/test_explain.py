@@ -16,6 +16,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import open_store
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from test_http import assert_error, invoker, request, reviews
 
 from maas.core.classifier import Classifier
-from maas.core.explain import groups
+from maas.core.explain import explain, groups, units
 from maas.core.limits import MAX_EXPLAINED_TEXTS_PER_REQUEST
 from maas.core.tokenizer import TokenizerSpec, token_spans, tokens
 from maas.local.lambda_runtime import lambda_context, load_function
@@ -59,16 +60,19 @@ def classifier(trained_model: Path) -> Classifier:
 
 
 # ----------------------------------------------------------------------------- the core
-@given(text=TEXTS)
+@given(text=TEXTS, subwords=st.sampled_from([(), (3, 4)]))
 @settings(max_examples=300, deadline=None)
-def test_token_spans_are_the_tokens_with_their_place_in_the_text(text: str) -> None:
-    spec = TokenizerSpec()
+def test_token_spans_are_the_tokens_with_their_place_in_the_text(
+    text: str, subwords: tuple[int, ...]
+) -> None:
+    spec = TokenizerSpec(subword_ngrams=subwords)
     spans = token_spans(text, spec)
     assert [span.token for span in spans] == tokens(text, spec)
     for span in spans:
         assert 0 <= span.start < span.end <= len(text)
         piece = unicodedata.normalize("NFKC", text[span.start : span.end]).casefold()
-        assert span.token in piece or not text.isascii()
+        # a subword spans its word: its characters (framed as <word>) are in the word
+        assert span.token.lstrip("#").strip("<>") in piece or not text.isascii()
 
 
 @given(text=TEXTS)
@@ -86,7 +90,8 @@ def test_attributions_hold_their_properties(classifier: Classifier, text: str) -
     as_dict = first.to_dict()
     assert math.isclose(as_dict["sum"], sum(t.contribution for t in first.tokens), abs_tol=1e-5)
     spans, _ = classifier.tokenizer.read_spans(text, classifier.tokenizer.spec.max_length)
-    assert [(t.token, t.start, t.end) for t in first.tokens] == [tuple(s) for s in spans]
+    heads = [spans[unit.start] for unit in units(spans)]  # a word stands for its subwords
+    assert [(t.token, t.start, t.end) for t in first.tokens] == [tuple(s) for s in heads]
     for token in first.tokens:
         assert 0 <= token.start < token.end <= len(text)
     assert first.invokes <= 128
@@ -102,14 +107,45 @@ def test_a_text_of_one_token_attributes_everything_to_it(classifier: Classifier,
     assert text[token.start : token.end].strip() in (token.token, "好")
 
 
+def test_a_word_and_its_subwords_are_left_out_together_and_named_as_the_word() -> None:
+    spec = TokenizerSpec(num_words=100, max_length=100, subword_ngrams=(3, 4))
+    text = "gzip compresses 质量"
+    spans = token_spans(text, spec)
+    assert len(spans) > 5  # the words' n-grams are read too
+    ids = list(range(2, 2 + len(spans)))
+    compresses = {ids[i] for i, span in enumerate(spans) if span.start == text.index("compresses")}
+    assert len(compresses) == 1 + 19  # the word, 10 trigrams and 9 four-grams of <compresses>
+    seen: list[list[int]] = []
+
+    def read(kept: list[int]) -> Any:
+        seen.append(kept)  # p(second label) grows with the ids read from 'compresses'
+        share = len(compresses.intersection(kept)) / len(compresses)
+        return np.array([1 - 0.4 * share, 0.4 * share], dtype=np.float32)
+
+    explanation = explain(read, ["a", "b"], spans, ids, known=[True] * len(spans))
+    assert [t.token for t in explanation.tokens] == ["gzip", "compresses", "质", "质量", "量"]
+    assert [text[t.start : t.end] for t in explanation.tokens[:2]] == ["gzip", "compresses"]
+    assert explanation.invokes == 2 + 5
+    left_out = sorted(len(ids) - len(kept) for kept in seen[2:])
+    assert left_out == [1, 1, 1, 8, 20]  # each CJK unit alone; each word with its n-grams
+    assert explanation.label == "a"
+    by_token = {t.token: t.contribution for t in explanation.tokens}
+    assert by_token["compresses"] == pytest.approx(0.6 - 1.0)  # it alone moves the probability
+    assert by_token["gzip"] == by_token["质"] == 0.0
+
+
 def test_a_long_text_is_explained_in_groups_within_the_bound(classifier: Classifier) -> None:
     text = " ".join(REAL)  # well over max_length tokens for this model
     explanation = classifier.explain(text, max_invokes=20)
     assert explanation.invokes <= 20
     assert explanation.tokens_per_group > 1
-    assert len(explanation.tokens) == classifier.tokenizer.spec.max_length
-    assert explanation.unread_tokens == len(tokens(text, classifier.tokenizer.spec)) - len(
-        explanation.tokens
+    spans, unread = classifier.tokenizer.read_spans(text, classifier.tokenizer.spec.max_length)
+    assert len(spans) == classifier.tokenizer.spec.max_length
+    assert len(explanation.tokens) == len(units(spans))
+    assert (
+        explanation.unread_tokens
+        == unread
+        == len(tokens(text, classifier.tokenizer.spec)) - len(spans)
     )
     assert all(g.stop - g.start <= explanation.tokens_per_group for g in groups(512, 20))
     # every token of a group carries the same share
@@ -125,11 +161,14 @@ def test_the_words_it_names_are_the_ones_the_decision_rests_on(classifier: Class
     for text in REAL:
         explanation = classifier.explain(text)
         label = classifier.labels.index(explanation.label)
-        ids = classifier.tokenizer.ids_of([t.token for t in explanation.tokens])
-        ranked = sorted(range(len(ids)), key=lambda i: -explanation.tokens[i].contribution)
-        k = max(1, len(ids) // 5)
+        spans, _ = classifier.tokenizer.read_spans(text, classifier.tokenizer.spec.max_length)
+        ids = classifier.tokenizer.ids_of([span.token for span in spans])
+        explained = units(spans)  # explanation.tokens[i] is explained[i]: a word and its subwords
+        ranked = sorted(range(len(explained)), key=lambda i: -explanation.tokens[i].contribution)
+        k = max(1, len(explained) // 5)
         for chosen, drops in ((set(ranked[:k]), top), (set(ranked[-k:]), bottom)):
-            kept = [token for i, token in enumerate(ids) if i not in chosen]
+            gone = {position for i in chosen for position in explained[i]}
+            kept = [token for i, token in enumerate(ids) if i not in gone]
             drops.append(
                 explanation.probability - float(classifier.probabilities_from_ids(kept)[label])
             )

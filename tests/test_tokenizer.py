@@ -92,6 +92,25 @@ def test_chinese_becomes_character_unigrams_and_bigrams() -> None:
     ]
 
 
+def test_subwords_follow_each_word_and_never_equal_one() -> None:
+    spec = TokenizerSpec(subword_ngrams=(3, 4))
+    assert tokens("Gzip 好", spec) == [
+        "gzip",
+        *["#<gz", "#<gzi", "#gzi", "#gzip", "#zip", "#zip>", "#ip>"],  # n-grams of <gzip>
+        "好",  # scripts without spaces keep their own n-grams
+    ]
+    assert tokens("a", spec) == ["a"]  # "<a>" whole would only repeat the word
+    assert tokens("ab", TokenizerSpec(subword_ngrams=(4,))) == ["ab"]
+    words = {t for t in tokens("zip gzip", spec) if not t.startswith("#")}
+    assert words == {"zip", "gzip"}  # "#zip" (a piece of gzip) is not the word "zip"
+    assert spec.words_only == TokenizerSpec()
+    assert TokenizerSpec.from_dict(spec.to_dict()) == spec
+    assert TokenizerSpec.from_dict(TokenizerSpec().to_dict() | {"subword_ngrams": []}).words_only
+    legacy = TokenizerSpec().to_dict()
+    del legacy["subword_ngrams"]  # a tokenizer.json written before subwords existed
+    assert TokenizerSpec.from_dict(legacy) == TokenizerSpec()
+
+
 def test_unicode_normalisation_and_case_folding() -> None:
     tokenizer = Tokenizer.fit([], TokenizerSpec())
     # full-width Latin (NFKC), German sharp s (casefold), combining accent kept inside the word
@@ -118,6 +137,8 @@ def test_invalid_specs_are_refused() -> None:
         TokenizerSpec(max_length=0)
     with pytest.raises(ValueError):
         TokenizerSpec(padding="middle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="subword"):
+        TokenizerSpec(subword_ngrams=(1, 3))
     with pytest.raises(ValueError, match="format"):
         Tokenizer.from_json('{"format": "keras"}')
 
@@ -139,13 +160,20 @@ hazards = st.sampled_from(
     st.sampled_from(["pre", "post"]),
     st.sampled_from([(1, 2), (1,), (2, 3)]),
     st.integers(1, 16),
+    st.sampled_from([(), (3, 4), (2,)]),
 )
 def test_kept_tokens_are_exactly_the_kept_part_of_all_tokens(
-    text: str, limit: int, side: str, ngrams: tuple[int, ...], window: int
+    text: str, limit: int, side: str, ngrams: tuple[int, ...], window: int, subwords: Any
 ) -> None:
     """Tokenizing only a prefix (or suffix) that grows until it is enough gives exactly the
     tokens a model keeps of the whole text, whatever the cut falls on."""
-    spec = TokenizerSpec(num_words=50, max_length=limit, truncating=side, cjk_ngrams=ngrams)  # type: ignore[arg-type]
+    spec = TokenizerSpec(
+        num_words=50,
+        max_length=limit,
+        truncating=side,  # type: ignore[arg-type]
+        cjk_ngrams=ngrams,
+        subword_ngrams=subwords,
+    )
     everything = tokens(text, spec)
     kept = everything[:limit] if side == "post" else everything[-limit:]
     assert kept_tokens(text, spec, limit, first_window=window) == kept

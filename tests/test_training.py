@@ -27,6 +27,7 @@ import pytest
 
 from maas.core import manifest as artifact
 from maas.core.classifier import Classifier
+from maas.core.tokenizer import Tokenizer, tokens
 from maas.errors import QualityGateFailed
 from maas.training import quality
 
@@ -450,6 +451,76 @@ def test_seed_preset_trains_the_seed_architecture(seed_run: Run) -> None:
     assert hyper["max_epochs"] == 2  # --epochs overrides the preset's 10
     # Embedding 1000*16 + LSTM 4*(32*(16+32)+32) + Dense 32+1
     assert hyper["parameters"] == 16000 + 6272 + 33
+
+
+def test_the_default_reads_words_with_their_subwords_and_sizes_its_embedding(
+    multiclass_run: Run,
+) -> None:
+    """fastText-style: English words are read with their character 3- and 4-grams; the
+    embedding has a row per token training kept; the baseline stays on the words; an
+    explanation names words, never their pieces."""
+    assert multiclass_run.returncode == 0, multiclass_run.stderr[-3000:]
+    manifest = multiclass_run.document
+    tokenizer = Tokenizer.load(multiclass_run.out / "tokenizer.json")
+    assert tokenizer.spec.subword_ngrams == (3, 4) == tuple(manifest["tokenizer"]["subword_ngrams"])
+    pieces = [token for token in tokenizer.vocabulary if token.startswith("#")]
+    assert len(pieces) > len(tokenizer.vocabulary) / 4  # real words give many shared pieces
+    assert tokenizer.spec.num_words == len(tokenizer.vocabulary) + 2 < 20000
+    (embedding,) = [e for e in manifest["hyperparameters"]["layers"] if e["type"] == "Embedding"]
+    assert embedding["input_dim"] == tokenizer.spec.num_words
+    # wide and deep: the linear path's own validation scores, and whether the network stayed
+    training = manifest["training"]
+    assert set(training["linear_validation"]) == {"loss", "accuracy"}
+    assert isinstance(training["network_kept"], bool)
+    card = (multiclass_run.out / "model-card.md").read_text(encoding="utf-8")
+    assert "TF-IDF logistic regression" in card
+    assert "without subwords" in manifest["hyperparameters"]["baseline"]["features"]
+    card = (multiclass_run.out / "model-card.md").read_text(encoding="utf-8")
+    assert "character n-grams (sizes 3, 4)" in card
+    served = Classifier.open(multiclass_run.out)
+    text = "A puzzle game with levels and an unseenword"
+    assert "unseenword" not in tokenizer.vocabulary
+    assert "#unse" in tokenizer.vocabulary or "#<un" in tokenizer.vocabulary  # it is read anyway
+    explanation = served.explain(text)
+    assert [t.token for t in explanation.tokens] == tokens(text, tokenizer.spec.words_only)
+
+
+LINEAR_CHECK = """
+import sys
+from pathlib import Path
+import keras, numpy as np
+from maas.client.data import FileOptions
+from maas.training import job, models, splits
+from maas.training.presets import DEFAULT
+data = splits.load(Path(sys.argv[1]), "text", "label", 3, FileOptions())
+fitted = job.fit(DEFAULT.with_epochs(1), data, 3)
+linear = next(layer for layer in fitted.model.layers if isinstance(layer, models.TfIdfLinear))
+ids = fitted.encoded["test"]
+inside = keras.Model(fitted.model.input, linear.output).predict(ids, verbose=0)
+counts = models.token_counts(ids, linear.vocabulary)
+features = models.tfidf(counts, linear.idf.numpy())
+outside = features @ linear.coefficients.numpy() + linear.intercept.numpy()
+assert not linear.trainable and (linear.idf.numpy()[:2] == 0).all()
+print(float(np.abs(inside - outside).max()), features.shape[0])
+"""
+
+
+def test_the_linear_path_in_the_model_is_the_logistic_regression_it_was_fitted_as(
+    tmp_path: Path,
+) -> None:
+    """Inside the network (Keras ops, what TFLite runs) the TF-IDF path computes what the
+    scikit-learn features times the fitted coefficients give, on real texts it never saw."""
+    data, _ = sample(PACKAGES, tmp_path, 300)
+    done = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", LINEAR_CHECK, str(data)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    difference, rows = done.stdout.split()
+    assert int(rows) == 30 and float(difference) < 1e-5
 
 
 # -- refusing bad input ---------------------------------------------------------------------

@@ -23,6 +23,9 @@ sum is not p(text) - p(no tokens) in general - both numbers are reported, so the
 deleting a token changes the position of every later one, which an order-aware model (the
 LSTM) also reads; an n-gram token of a script without spaces overlaps its neighbours, so a
 character's weight is the sum of shares of the tokens that cover it (`character_weights`).
+
+A word read with its subwords (`TokenizerSpec.subword_ngrams`) is one unit here: the word and
+its character n-grams are left out together and reported as the word, with its span.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maas.core.limits import EXPLAIN_MAX_INVOKES
-from maas.core.tokenizer import TokenSpan
+from maas.core.tokenizer import SUBWORD_MARK, TokenSpan
 
 METHOD = "leave-one-out"
 DEFAULT_MAX_INVOKES = EXPLAIN_MAX_INVOKES
@@ -106,6 +109,22 @@ def groups(count: int, max_invokes: int) -> list[range]:
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
+def units(spans: Sequence[TokenSpan]) -> list[range]:
+    """The positions explained together: a word with the subwords after it, or one token (a
+    subword whose word was truncated away is a unit of its own)."""
+    found: list[range] = []
+    for position, span in enumerate(spans):
+        if (
+            found
+            and span.token.startswith(SUBWORD_MARK)
+            and span.start == spans[found[-1].start].start
+        ):
+            found[-1] = range(found[-1].start, position + 1)
+        else:
+            found.append(range(position, position + 1))
+    return found
+
+
 def explain(
     read: Read,
     labels: Sequence[str],
@@ -116,26 +135,30 @@ def explain(
     unread: int = 0,
     max_invokes: int = DEFAULT_MAX_INVOKES,
 ) -> Explanation:
-    """Leave-one-out over `ids` (the ids the model reads, one per span in `spans`)."""
+    """Leave-one-out over `ids` (the ids the model reads, one per span in `spans`), a word
+    and its subwords together."""
     if not (len(spans) == len(ids) == len(known)):
         raise ValueError("spans, ids and known must be aligned")
     ids = list(ids)
     full = read(ids)
     best = int(np.argmax(full))
     prior = float(read([])[best])
-    contributions = [0.0] * len(ids)
-    parts = groups(len(ids), max_invokes)
+    explained = units(spans)
+    contributions = [0.0] * len(explained)
+    parts = groups(len(explained), max_invokes)
     for part in parts:
-        drop = float(full[best]) - float(read(ids[: part.start] + ids[part.stop :])[best])
-        for position in part:
-            contributions[position] = drop / len(part)
+        start, stop = explained[part.start].start, explained[part.stop - 1].stop
+        drop = float(full[best]) - float(read(ids[:start] + ids[stop:])[best])
+        for unit in part:
+            contributions[unit] = drop / len(part)
+    heads = [spans[unit.start] for unit in explained]
     return Explanation(
         label=labels[best],
         probability=float(full[best]),
         without_tokens=prior,
         tokens=[
-            TokenContribution(span.token, span.start, span.end, share, is_known)
-            for span, share, is_known in zip(spans, contributions, known, strict=True)
+            TokenContribution(span.token, span.start, span.end, share, known[unit.start])
+            for span, unit, share in zip(heads, explained, contributions, strict=True)
         ],
         invokes=2 + len(parts),
         tokens_per_group=len(parts[0]) if parts else 1,

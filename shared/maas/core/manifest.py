@@ -145,6 +145,10 @@ class TrainingRun(_Record):
     epochs_run: int
     best_epoch: int
     seconds: float
+    # a preset with a TF-IDF linear path: that path alone on the validation split, and whether
+    # the network beside it was kept (it is zeroed when it did not lower the validation loss)
+    linear_validation: dict[str, float] | None = None
+    network_kept: bool | None = None
 
 
 class Manifest(BaseModel):

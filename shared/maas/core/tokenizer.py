@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -55,6 +55,11 @@ class TokenizerSpec:
     lowercase: bool = True
     # n-gram sizes emitted for runs of characters of scripts written without spaces
     cjk_ngrams: tuple[int, ...] = (1, 2)
+    # character n-gram sizes emitted after each word, fastText-style: the n-grams of "<word>"
+    # (so a word's start and end are n-grams of their own), each led by SUBWORD_MARK so none
+    # can equal a word. () emits words only. A word never seen in training still shares its
+    # pieces with words that were (`compresses`: `#<co`, `#com`, `#omp`, ...).
+    subword_ngrams: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_words < 2:
@@ -65,16 +70,25 @@ class TokenizerSpec:
             raise ValueError("padding and truncating must be 'pre' or 'post'")
         if not self.cjk_ngrams or any(n < 1 for n in self.cjk_ngrams):
             raise ValueError("cjk_ngrams must be positive sizes")
+        if any(n < 2 for n in self.subword_ngrams):
+            raise ValueError("subword_ngrams must be sizes of at least 2")
+
+    @property
+    def words_only(self) -> TokenizerSpec:
+        """The same spec without subwords: the tokens the classic baseline is fitted on."""
+        return replace(self, subword_ngrams=())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cjk_ngrams"] = list(self.cjk_ngrams)
+        data["subword_ngrams"] = list(self.subword_ngrams)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenizerSpec:
         data = dict(data)
         data["cjk_ngrams"] = tuple(data.get("cjk_ngrams", (1, 2)))
+        data["subword_ngrams"] = tuple(data.get("subword_ngrams", ()))
         return cls(**data)
 
 
@@ -91,6 +105,29 @@ def _no_space_units(run: str, ngrams: Sequence[int]) -> list[str]:
     return [run[i : i + n] for i in range(len(run)) for n in ngrams if i + n <= len(run)]
 
 
+SUBWORD_MARK = "#"  # a word is a run of letters and digits: it never holds this
+
+
+@functools.lru_cache(maxsize=65536)
+def _subwords(word: str, sizes: tuple[int, ...]) -> tuple[str, ...]:
+    """The marked character n-grams of "<word>" (in order of position, then size), without
+    "<word>" itself."""
+    framed = f"<{word}>"
+    return tuple(
+        SUBWORD_MARK + framed[i : i + n]
+        for i in range(len(framed))
+        for n in sizes
+        if i + n <= len(framed) and n < len(framed)
+    )
+
+
+def _word_units(word: str, spec: TokenizerSpec) -> Sequence[str]:
+    """A word's tokens: the word, then its subwords where the spec asks for them."""
+    if not spec.subword_ngrams:
+        return (word,)
+    return (word, *_subwords(word, spec.subword_ngrams))
+
+
 def _normalized(text: str, spec: TokenizerSpec) -> str:
     text = unicodedata.normalize("NFKC", text)
     return text.casefold() if spec.lowercase else text
@@ -102,7 +139,7 @@ def tokens(text: str, spec: TokenizerSpec) -> list[str]:
     ngrams = spec.cjk_ngrams
     for run, word in _TOKEN_RE.findall(_normalized(text, spec)):
         if word:
-            found.append(word)
+            found += _word_units(word, spec)
         else:
             found += _no_space_units(run, ngrams)
     return found
@@ -155,7 +192,7 @@ def _prefix_tokens(piece: str, spec: TokenizerSpec) -> list[str]:
         at_cut = match.end() == len(normalized)
         if word:
             if not at_cut:
-                found.append(word)
+                found += _word_units(word, spec)
         else:
             units = _no_space_units(run, spec.cjk_ngrams)
             found += units[:-2] if at_cut else units
@@ -171,7 +208,7 @@ def _suffix_tokens(piece: str, spec: TokenizerSpec) -> list[str]:
         at_cut = match.start() == 0
         if word:
             if not at_cut:
-                found.append(word)
+                found += _word_units(word, spec)
         else:
             units = _no_space_units(run, spec.cjk_ngrams)
             found += units[2:] if at_cut else units
@@ -244,7 +281,8 @@ def token_spans(text: str, spec: TokenizerSpec) -> list[TokenSpan]:
         run, word = match.groups()
         at = match.start()
         if word:
-            found.append(TokenSpan(word, starts[at], ends[match.end() - 1]))
+            start, end = starts[at], ends[match.end() - 1]
+            found += (TokenSpan(unit, start, end) for unit in _word_units(word, spec))
             continue
         size = len(run)
         if ngrams == (1, 2) and size > 1:  # the default, interleaved by slicing as in tokens()
@@ -297,6 +335,15 @@ class Tokenizer:
         """`fit` from token counts already made (e.g. while a large file was read once)."""
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return cls(spec, [token for token, _ in ranked[: spec.num_words - 2]])
+
+    def sized(self) -> Tokenizer:
+        """The same tokenizer with `num_words` cut to the vocabulary it holds: a model's
+        embedding then has a row for every token it knows and none that never trains (the ids
+        of every text stay the same)."""
+        needed = max(2, len(self.vocabulary) + 2)
+        if needed >= self.spec.num_words:
+            return self
+        return Tokenizer(replace(self.spec, num_words=needed), self.vocabulary)
 
     # -- encoding -----------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:

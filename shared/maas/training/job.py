@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ class Fitted:
 
     @property
     def validation_accuracy(self) -> float:
-        return float(self.trained.history["val_accuracy"][self.trained.best_epoch - 1])
+        return float(self.trained.validation_accuracy)
 
 
 def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
@@ -102,11 +102,14 @@ def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
         tokenizer = data.streamed.tokenizer(preset.tokenizer)
     else:
         tokenizer = Tokenizer.fit(data.train.texts, preset.tokenizer)
+    tokenizer, preset = sized(tokenizer, preset)
     encoded = {
         name: tokenizer.encode(part.texts)
         for name, part in (("validation", data.validation), ("test", data.test))
     }
     model = models.build(preset, len(data.labels))
+    if preset.linear:  # on the train split, or of a streamed file the sample the baseline fits
+        models.fit_linear(model, train_counts(tokenizer, data.train.texts), data.train.y, seed)
     models.compile_model(model, preset, len(data.labels))
     validation = (encoded["validation"], data.validation.y)
     if data.streamed:
@@ -117,6 +120,38 @@ def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
         x_train = tokenizer.encode(data.train.texts)
         trained = models.train(model, preset, x_train, data.train.y, *validation)
     return Fitted(preset, tokenizer, encoded, model, trained)
+
+
+def train_counts(tokenizer: Tokenizer, texts: list[str], chunk: int = 4096) -> Any:
+    """The texts' token counts (`models.token_counts`), encoded a chunk at a time: never the
+    whole dense id matrix of a large sample."""
+    from scipy.sparse import vstack
+
+    from maas.training import models
+
+    size = tokenizer.spec.num_words
+    parts = [
+        models.token_counts(tokenizer.encode(texts[start : start + chunk]), size)
+        for start in range(0, len(texts), chunk)
+    ]
+    return vstack(parts, format="csr") if parts else models.token_counts(np.zeros((0, 1)), size)
+
+
+def linear_record(trained: Any) -> dict[str, Any]:
+    """What the manifest records of a linear path: its validation scores, the network's fate."""
+    if trained.linear_validation is None:
+        return {}
+    scores = {key: round(value, 6) for key, value in trained.linear_validation.items()}
+    return {"linear_validation": scores, "network_kept": trained.network_kept}
+
+
+def sized(tokenizer: Tokenizer, preset: Preset) -> tuple[Tokenizer, Preset]:
+    """The fitted tokenizer cut to its vocabulary and the preset built to that size, where the
+    preset sizes its embedding from the data (`Preset.sized_vocabulary`)."""
+    if not preset.sized_vocabulary:
+        return tokenizer, preset
+    tokenizer = tokenizer.sized()
+    return tokenizer, replace(preset, tokenizer=tokenizer.spec)
 
 
 def choose(
@@ -192,6 +227,7 @@ def build_artifact(
             "epochs_run": trained.epochs_run,
             "best_epoch": trained.best_epoch,
             "seconds": round(trained.seconds, 2),
+            **linear_record(trained),
         },
     )
     notes = evaluation_notes(draft["metrics"], trained, streamed=data.streamed is not None)
@@ -331,15 +367,17 @@ def cross_validate(preset: Preset, data: splits.LabelledData, seed: int, k: int)
         print(f"cross-validation: fold {index + 1}/{k}", file=sys.stderr, flush=True)
         inner, stop = train_test_split(rest, test_size=0.1, stratify=y[rest], random_state=seed)
         models.set_seeds(seed)
-        tokenizer = Tokenizer.fit([texts[i] for i in inner], preset.tokenizer)
-
+        tokenizer, built = sized(Tokenizer.fit([texts[i] for i in inner], preset.tokenizer), preset)
         encoded = {
             name: tokenizer.encode([texts[i] for i in rows])
             for name, rows in (("inner", inner), ("stop", stop), ("held", held))
         }
-        model = models.build(preset, len(data.labels))
-        models.compile_model(model, preset, len(data.labels))
-        models.train(model, preset, encoded["inner"], y[inner], encoded["stop"], y[stop])
+        model = models.build(built, len(data.labels))
+        if built.linear:
+            counts = models.token_counts(encoded["inner"], built.tokenizer.num_words)
+            models.fit_linear(model, counts, y[inner], seed)
+        models.compile_model(model, built, len(data.labels))
+        models.train(model, built, encoded["inner"], y[inner], encoded["stop"], y[stop])
         predicted = models.probabilities(model, encoded["held"]).argmax(axis=1)
         base = baseline.predict(
             tokenizer.spec, [texts[i] for i in rest], y[rest], [texts[i] for i in held], seed

@@ -98,6 +98,45 @@ class PositionEmbedding(layers.Layer):
         return {**super().get_config(), "length": self.length, "dim": self.dim}
 
 
+@keras.saving.register_keras_serializable(package="maas")
+class TfIdfLinear(layers.Layer):
+    """A linear model over the TF-IDF of the ids read, inside the network: for each text the
+    sublinear term frequency (1 + ln tf) times the token's idf, L2-normalised over the text,
+    times a weight per token and output - what scikit-learn's TfidfVectorizer(sublinear_tf)
+    and a linear classifier compute, from the same ids the rest of the model reads.
+
+    Padding and the OOV token have idf 0: they count for nothing, so a shorter input (a length
+    bucket) is the same model. Term frequencies come from comparing every position with every
+    other (length x length), which the TFLite builtins do for one text in microseconds."""
+
+    def __init__(self, vocabulary: int, outputs: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vocabulary, self.outputs = vocabulary, outputs
+
+    def build(self, input_shape: Any) -> None:
+        self.idf = self.add_weight(
+            shape=(self.vocabulary,), initializer="zeros", trainable=False, name="idf"
+        )
+        self.coefficients = self.add_weight(
+            shape=(self.vocabulary, self.outputs), initializer="zeros", name="coefficients"
+        )
+        self.intercept = self.add_weight(
+            shape=(self.outputs,), initializer="zeros", name="intercept"
+        )
+
+    def call(self, ids: Any) -> Any:
+        same = ops.equal(ops.expand_dims(ids, 2), ops.expand_dims(ids, 1))
+        tf = ops.sum(ops.cast(same, "float32"), axis=2)  # >= 1: a position matches itself
+        value = (1.0 + ops.log(tf)) * ops.take(self.idf, ids, axis=0)  # the token's tf-idf
+        share = value / tf  # each of its tf positions carries an equal share of it
+        norm = ops.sqrt(ops.maximum(ops.sum(share * value, axis=1, keepdims=True), 1e-12))
+        weights = ops.take(self.coefficients, ids, axis=0)  # (batch, length, outputs)
+        return ops.sum(weights * ops.expand_dims(share / norm, -1), axis=1) + self.intercept
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocabulary": self.vocabulary, "outputs": self.outputs}
+
+
 def _cnn(preset: Preset, ids: Any) -> Any:
     mask = PaddingMask()(ids)
     embedded = layers.Embedding(preset.tokenizer.num_words, preset.embedding_dim)(ids)
@@ -130,12 +169,60 @@ def _transformer(preset: Preset, ids: Any) -> Any:
     return MaskedMeanOf()([x, mask])
 
 
+def token_counts(ids: Array, vocabulary: int) -> Any:
+    """How often each id occurs in each row (padding and OOV left out), as a scipy CSR matrix
+    of (rows, vocabulary): what the linear path is fitted on, never a dense table."""
+    from scipy.sparse import csr_matrix
+
+    rows = np.repeat(np.arange(len(ids)), ids.shape[1] if ids.ndim == 2 else 0)
+    flat = ids.reshape(-1)
+    real = flat > 1
+    counts = csr_matrix(
+        (np.ones(int(real.sum()), dtype=np.float64), (rows[real], flat[real])),
+        shape=(len(ids), vocabulary),
+    )
+    counts.sum_duplicates()
+    return counts
+
+
+def tfidf(counts: Any, idf: Array) -> Any:
+    """TfIdfLinear's features from token counts: sublinear tf times idf, L2-normalised per row."""
+    from sklearn.preprocessing import normalize
+
+    features = counts.copy()
+    features.data = 1.0 + np.log(features.data)
+    return normalize(features.multiply(idf.astype(np.float64)).tocsr())
+
+
+def fit_linear(model: keras.Model, counts: Any, y: Array, seed: int) -> None:
+    """Fit the model's TF-IDF linear path (if it has one) as logistic regression on the train
+    split's token counts (`token_counts`) - scikit-learn's, C=1 as the baseline's - and freeze
+    it: the network beside it then learns what the linear model misses. Before compiling."""
+    from sklearn.linear_model import LogisticRegression
+
+    linear = next((layer for layer in model.layers if isinstance(layer, TfIdfLinear)), None)
+    if linear is None:
+        return
+    documents = np.bincount(counts.indices, minlength=linear.vocabulary)  # rows holding each id
+    idf = (np.log((1.0 + counts.shape[0]) / (1.0 + documents)) + 1.0).astype(np.float32)
+    idf[:2] = 0.0  # padding and OOV count for nothing
+    fitted = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    fitted.fit(tfidf(counts, idf), y)
+    linear.idf.assign(idf)
+    linear.coefficients.assign(fitted.coef_.T.astype(np.float32))
+    linear.intercept.assign(fitted.intercept_.astype(np.float32))
+    linear.trainable = False
+
+
 def set_seeds(seed: int) -> None:
     """Python, numpy and TensorFlow seeds, and deterministic kernels: same data, same model."""
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+NETWORK_LOGITS = "network_logits"  # what the network adds to the linear model's logits
 
 
 def build(preset: Preset, n_labels: int, batch_size: int | None = None) -> keras.Model:
@@ -164,11 +251,18 @@ def build(preset: Preset, n_labels: int, batch_size: int | None = None) -> keras
         if preset.units:
             x = layers.Dense(preset.units, activation="relu")(x)
             x = layers.Dropout(preset.dropout)(x)
-    if n_labels == 2:
-        output = layers.Dense(1, activation="sigmoid", name="probability")(x)
-    else:
-        output = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
-    return keras.Model(ids, output, name=f"maas_{preset.name}")
+    binary = n_labels == 2
+    name, activation = ("probability", "sigmoid") if binary else ("probabilities", "softmax")
+    outputs = 1 if binary else n_labels
+    if not preset.linear:
+        output = layers.Dense(outputs, activation=activation, name=name)(x)
+        return keras.Model(ids, output, name=f"maas_{preset.name}")
+    # wide and deep: the network's logits (starting at zero) added to the linear model's
+    deep = layers.Dense(outputs, kernel_initializer="zeros", name=NETWORK_LOGITS)(x)
+    logits = layers.Add()([TfIdfLinear(spec.num_words, outputs)(ids), deep])
+    return keras.Model(
+        ids, layers.Activation(activation, name=name)(logits), name=f"maas_{preset.name}"
+    )
 
 
 def compile_model(model: keras.Model, preset: Preset, n_labels: int) -> None:
@@ -232,6 +326,18 @@ class TrainingResult:
     epochs_run: int
     best_epoch: int  # 1-based; the weights kept are this epoch's
     seconds: float
+    # a preset with a linear path: the linear model alone on the validation split (before
+    # the network trained), and whether the network was kept - it is zeroed when it did not
+    # lower the validation loss below that
+    linear_validation: dict[str, float] | None = None
+    network_kept: bool = True
+
+    @property
+    def validation_accuracy(self) -> float:
+        """The kept model's accuracy on the validation split."""
+        if not self.network_kept and self.linear_validation is not None:
+            return self.linear_validation["accuracy"]
+        return self.history["val_accuracy"][self.best_epoch - 1]
 
 
 def train(
@@ -251,6 +357,9 @@ def train(
         given: dict[str, Any] = {"x": _Batches(x_train), "shuffle": False}  # it shuffles itself
     else:
         given = {"x": x_train, "y": y_train, "batch_size": preset.batch_size}
+    linear = None
+    if preset.linear:
+        linear = model.evaluate(x_validation, y_validation, verbose=0, return_dict=True)
     started = time.perf_counter()
     fitted = model.fit(
         **given,
@@ -262,7 +371,12 @@ def train(
     seconds = time.perf_counter() - started
     history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
     best = int(np.argmin(history["val_loss"])) + 1
-    return TrainingResult(history, len(history["loss"]), best, seconds)
+    kept = linear is None or min(history["val_loss"]) < linear["loss"]
+    if not kept:  # the linear model alone did better: serve it (the network adds zero)
+        head = model.get_layer(NETWORK_LOGITS)
+        head.set_weights([np.zeros_like(weight) for weight in head.get_weights()])
+    validation = None if linear is None else {key: float(v) for key, v in linear.items()}
+    return TrainingResult(history, len(history["loss"]), best, seconds, validation, kept)
 
 
 class _Batches(keras.utils.PyDataset):

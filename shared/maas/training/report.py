@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from maas.core.manifest import Manifest
+from maas.core.manifest import Manifest, TrainingRun
+from maas.core.tokenizer import TokenizerSpec
 
 CONFUSION_PNG = "confusion-matrix.png"
 CURVES_PNG = "training-curves.png"
@@ -125,6 +126,32 @@ def _candidates(manifest: Manifest) -> str:
     )
 
 
+def _linear(training: TrainingRun) -> str:
+    if training.linear_validation is None:
+        return ""
+    alone = training.linear_validation
+    scores = f"validation loss {alone['loss']:.4f}, accuracy {alone['accuracy']:.4f}"
+    if training.network_kept:
+        return (
+            "\n- Wide and deep: a TF-IDF logistic regression over the same ids (fitted first,"
+            f"\n  then frozen; alone: {scores}) plus the network's correction to its logits"
+        )
+    return (
+        "\n- The network did not lower the validation loss of the TF-IDF logistic regression"
+        f"\n  beside it ({scores}): it was zeroed, and the model answers as that linear model"
+    )
+
+
+def _subwords(spec: TokenizerSpec) -> str:
+    if not spec.subword_ngrams:
+        return ""
+    sizes = ", ".join(map(str, spec.subword_ngrams))
+    return (
+        f"\n- Each word is read with its character n-grams (sizes {sizes}) as tokens of their"
+        "\n  own: an unseen word still counts through its pieces; explanations name the word."
+    )
+
+
 def model_card(manifest: Manifest) -> str:
     """A short Markdown card from the manifest, so the card can never disagree with it."""
     labels, data, metrics = manifest.labels, manifest.data or {}, manifest.metrics or {}
@@ -191,7 +218,7 @@ Quality gate (quantized at most {gate.max_accuracy_drop} accuracy below float): 
 
 - Preset `{manifest.preset}`: token ids [{spec.max_length}] → {layers}
 - {training.epochs_run} epochs, weights of epoch {training.best_epoch} kept (best validation
-  loss), {training.seconds:.1f} s
+  loss), {training.seconds:.1f} s{_linear(training)}
 - Sizes: Keras {_kb(sizes["keras_bytes"])} (with optimizer state), TFLite float
   {_kb(sizes["tflite_float_bytes"])}, served quantized model {_kb(sizes["tflite_quantized_bytes"])}
 
@@ -202,7 +229,7 @@ Quality gate (quantized at most {gate.max_accuracy_drop} accuracy below float): 
 - Measured on a held-out split of the same source only; texts from another domain, period or
   language will score lower, and the probabilities are not calibrated.
 - It knows at most the {spec.num_words - 2:,} most frequent training tokens (others count
-  as unknown) and reads only the {kept} {spec.max_length} tokens of a long text.
+  as unknown) and reads only the {kept} {spec.max_length} tokens of a long text.{_subwords(spec)}
 - A text with no known token still gets an answer (the model's bias), not an error.
 - The golden examples in the manifest check the runtime reproduces this model, not that its
   answers are right.

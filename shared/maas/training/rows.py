@@ -44,9 +44,9 @@ class TokenCounts:
             self.counts = Counter(dict(ranked[: self.limit // 2]))
 
 
-def counted_key(spec: TokenizerSpec) -> tuple[bool, tuple[int, ...]]:
+def counted_key(spec: TokenizerSpec) -> tuple[bool, tuple[int, ...], tuple[int, ...]]:
     """What decides a text's tokens (not which of them are kept, nor the length)."""
-    return spec.lowercase, spec.cjk_ngrams
+    return spec.lowercase, spec.cjk_ngrams, spec.subword_ngrams
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class TrainRows:
     held_out: frozenset[int]  # row numbers (from 0) of the validation and test rows
     rows: int
     label_index: dict[str, int]
-    counted_key: tuple[bool, tuple[int, ...]]
+    counted_key: tuple[bool, tuple[int, ...], tuple[int, ...]]
     counts: Counter[str]  # the train rows' tokens, as `counted_key` splits them
 
     work: Path  # where the encoded rows are written (beside the artifact)
