@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -35,6 +36,12 @@ def sam_build(build_dir: Path, log: Path) -> float:
     """`sam build` of template.yaml into build_dir; returns the seconds it took."""
     started = time.perf_counter()
     env = dict(os.environ, SAM_CLI_TELEMETRY="0")
+    # sam builds the LiteRT layer with python3.13 from PATH: pyenv's where it has one (its
+    # shim on PATH answers "command not found" unless 3.13 is selected), as the Makefile does
+    pyenv = sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
+    found = str(pyenv[0]) if pyenv else shutil.which("python3.13")
+    if found:
+        env["PATH"] = f"{Path(found).parent}{os.pathsep}{env.get('PATH', '')}"
     with log.open("w", encoding="utf-8") as handle:
         subprocess.run(
             [str(SAM), "build", "--build-dir", str(build_dir)],

@@ -100,14 +100,14 @@ class PositionEmbedding(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="maas")
 class TfIdfLinear(layers.Layer):
-    """A linear model over the TF-IDF of the ids read, inside the network: for each text the
-    sublinear term frequency (1 + ln tf) times the token's idf, L2-normalised over the text,
-    times a weight per token and output - what scikit-learn's TfidfVectorizer(sublinear_tf)
-    and a linear classifier compute, from the same ids the rest of the model reads.
+    """A linear model over the TF-IDF of the ids read, inside the network: each text's token
+    counts times the tokens' idf, divided by sqrt(sum of count * idf^2) - the L2 norm of the
+    text's tf-idf where no token repeats (most short texts), and computed without comparing
+    positions: a sum over the ids, as cheap as the mean of embeddings - times a weight per token
+    and output. `tfidf` computes the same features for scikit-learn to fit.
 
     Padding and the OOV token have idf 0: they count for nothing, so a shorter input (a length
-    bucket) is the same model. Term frequencies come from comparing every position with every
-    other (length x length), which the TFLite builtins do for one text in microseconds."""
+    bucket) is the same model."""
 
     def __init__(self, vocabulary: int, outputs: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -125,13 +125,10 @@ class TfIdfLinear(layers.Layer):
         )
 
     def call(self, ids: Any) -> Any:
-        same = ops.equal(ops.expand_dims(ids, 2), ops.expand_dims(ids, 1))
-        tf = ops.sum(ops.cast(same, "float32"), axis=2)  # >= 1: a position matches itself
-        value = (1.0 + ops.log(tf)) * ops.take(self.idf, ids, axis=0)  # the token's tf-idf
-        share = value / tf  # each of its tf positions carries an equal share of it
-        norm = ops.sqrt(ops.maximum(ops.sum(share * value, axis=1, keepdims=True), 1e-12))
+        idf = ops.take(self.idf, ids, axis=0)  # (batch, length): 0 at padding and OOV
+        norm = ops.sqrt(ops.maximum(ops.sum(idf * idf, axis=1, keepdims=True), 1e-12))
         weights = ops.take(self.coefficients, ids, axis=0)  # (batch, length, outputs)
-        return ops.sum(weights * ops.expand_dims(share / norm, -1), axis=1) + self.intercept
+        return ops.sum(weights * ops.expand_dims(idf / norm, -1), axis=1) + self.intercept
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "vocabulary": self.vocabulary, "outputs": self.outputs}
@@ -186,12 +183,14 @@ def token_counts(ids: Array, vocabulary: int) -> Any:
 
 
 def tfidf(counts: Any, idf: Array) -> Any:
-    """TfIdfLinear's features from token counts: sublinear tf times idf, L2-normalised per row."""
-    from sklearn.preprocessing import normalize
+    """TfIdfLinear's features from token counts: count times idf, each row divided by
+    sqrt(sum of count * idf^2)."""
+    from scipy.sparse import diags
 
-    features = counts.copy()
-    features.data = 1.0 + np.log(features.data)
-    return normalize(features.multiply(idf.astype(np.float64)).tocsr())
+    weights = idf.astype(np.float64)
+    norms = np.sqrt(np.asarray(counts @ (weights * weights)).reshape(-1))
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return (diags(scale) @ counts.multiply(weights)).tocsr()
 
 
 def fit_linear(model: keras.Model, counts: Any, y: Array, seed: int) -> None:
