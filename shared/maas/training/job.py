@@ -108,17 +108,22 @@ def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
         for name, part in (("validation", data.validation), ("test", data.test))
     }
     model = models.build(preset, len(data.labels))
+    x_train = None if data.streamed else tokenizer.encode(data.train.texts)
     if preset.linear:  # on the train split, or of a streamed file the sample the baseline fits
-        models.fit_linear(model, train_counts(tokenizer, data.train.texts), data.train.y, seed)
+        if x_train is None:
+            counts = train_counts(tokenizer, data.train.texts)
+        else:
+            counts = models.token_counts(x_train, tokenizer.spec.num_words)
+        models.fit_linear(model, counts, data.train.y, seed)
     models.compile_model(model, preset, len(data.labels))
     validation = (encoded["validation"], data.validation.y)
-    if data.streamed:
+    if x_train is not None:
+        trained = models.train(model, preset, x_train, data.train.y, *validation)
+    else:
+        assert data.streamed is not None
         with data.streamed.encode(tokenizer) as rows:
             batches = rows.batches(preset.batch_size, seed)
             trained = models.train(model, preset, batches, None, *validation)
-    else:
-        x_train = tokenizer.encode(data.train.texts)
-        trained = models.train(model, preset, x_train, data.train.y, *validation)
     return Fitted(preset, tokenizer, encoded, model, trained)
 
 
@@ -134,7 +139,7 @@ def train_counts(tokenizer: Tokenizer, texts: list[str], chunk: int = 4096) -> A
         models.token_counts(tokenizer.encode(texts[start : start + chunk]), size)
         for start in range(0, len(texts), chunk)
     ]
-    return vstack(parts, format="csr") if parts else models.token_counts(np.zeros((0, 1)), size)
+    return vstack(parts, format="csr")  # a train split is never empty (splits refuses it)
 
 
 def linear_record(trained: Any) -> dict[str, Any]:
