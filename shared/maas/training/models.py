@@ -171,7 +171,7 @@ def token_counts(ids: Array, vocabulary: int) -> Any:
     of (rows, vocabulary): what the linear path is fitted on, never a dense table."""
     from scipy.sparse import csr_matrix
 
-    rows = np.repeat(np.arange(len(ids)), ids.shape[1] if ids.ndim == 2 else 0)
+    rows = np.repeat(np.arange(len(ids)), ids.shape[1])
     flat = ids.reshape(-1)
     real = flat > 1
     counts = csr_matrix(
