@@ -1,14 +1,16 @@
 """Accuracy of every preset against the TF-IDF + logistic-regression baseline, on the bundled
 real datasets and several seeds, with 95 % Wilson intervals: the table the README quotes.
 
-    .venv-train/bin/python bench/accuracy.py [--presets default,cnn] [--seeds 1,2,3]
+    .venv-train/bin/python bench/accuracy.py [--presets default,default@C=1,cnn] [--seeds 1,2,3]
                                              [--datasets reviews,packages,man-pages] [--out DIR]
 
 Each (dataset, seed) is split as the training job splits it (stratified 80/10/10 by the
 seed); each preset trains on the train split with the job's own code (early stopping on the
 validation split) and is scored on the test split as a float Keras model (the exported,
 quantized model is within the quality gate of it: `maas train` checks that on every run). The
-baseline sees the same train split. Writes DIR/accuracy-<time>.json and prints the table.
+baseline sees the same train split. `PRESET@C=X` trains a preset with a linear path with its
+C fixed at X instead of chosen on validation (`models.LINEAR_C_GRID`): the ablation beside it.
+Writes DIR/accuracy-<time>.json and prints the table.
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ def run_one(dataset: str, preset_name: str, seed: int) -> dict[str, Any]:
     from maas.training import baseline, job, models, splits
     from maas.training.presets import PRESETS
 
+    name, _, fixed = preset_name.partition("@C=")
+    grid = models.LINEAR_C_GRID
+    models.LINEAR_C_GRID = (float(fixed),) if fixed else grid
     data = splits.load(DATASETS[dataset], "text", "label", seed, FileOptions())
-    fitted = job.fit(PRESETS[preset_name], data, seed)  # what `maas train` trains
+    try:
+        fitted = job.fit(PRESETS[name], data, seed)  # what `maas train` trains
+    finally:
+        models.LINEAR_C_GRID = grid
     trained, tokenizer = fitted.trained, fitted.tokenizer
     predicted = models.probabilities(fitted.model, fitted.encoded["test"]).argmax(axis=1)
     y = data.test.y
@@ -58,6 +66,8 @@ def run_one(dataset: str, preset_name: str, seed: int) -> dict[str, Any]:
         "baseline_interval": wilson_interval(base_correct, n),
         "epochs": trained.epochs_run,
         "seconds": round(trained.seconds, 1),
+        "linear_c": trained.linear_c,
+        "network_kept": trained.network_kept,
     }
 
 

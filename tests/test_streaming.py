@@ -87,6 +87,30 @@ def test_held_out_splits_are_capped_and_the_rest_trains(tmp_path: Path, small_ca
     assert not test_rows & {text for text, _ in rows_of(data)} - set(data.validation.texts)
 
 
+def test_the_baseline_sample_holds_every_label_however_rare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A uniform sample of a large file can miss a rare label, and a classifier fitted on it
+    (the baseline, the default's linear path) could never predict that label: the sample is
+    topped up with that label's rows. Here 12 `sound` rows among 450 others, a uniform sample
+    of 20 (this seed's holds none of them) and a floor of 5 a label."""
+    monkeypatch.setattr(stream, "BASELINE_SAMPLE_ROWS", 20)
+    monkeypatch.setattr(stream, "BASELINE_ROWS_PER_LABEL", 5)
+    lines = PACKAGES.read_text(encoding="utf-8").splitlines()
+    rare = [line for line in lines if json.loads(line)["label"] == "sound"][:12]
+    rest = [line for line in lines if json.loads(line)["label"] != "sound"]
+    path = tmp_path / "rare.jsonl"
+    path.write_text("\n".join(rest[:225] + rare + rest[225:]) + "\n", encoding="utf-8")
+    data = load(path, tmp_path)
+    train = Counter(label for _, label in rows_of(data))
+    held = Counter(data.labels[y] for y in data.train.y.tolist())
+    assert set(held) == set(data.labels)
+    for label in data.labels:
+        assert held[label] >= min(5, train[label])
+    assert len(data.train.texts) <= 20 + 5 * len(data.labels)
+    assert set(data.train.texts) <= {text for text, _ in rows_of(data)}  # train rows only
+
+
 def test_the_vocabulary_is_the_one_fit_on_the_train_rows(tmp_path: Path, small_caps: None) -> None:
     data = load(REVIEWS, tmp_path)
     assert data.streamed is not None

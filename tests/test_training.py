@@ -474,6 +474,7 @@ def test_the_default_reads_words_with_their_subwords_and_sizes_its_embedding(
     assert isinstance(training["network_kept"], bool)
     card = (multiclass_run.out / "model-card.md").read_text(encoding="utf-8")
     assert "TF-IDF logistic regression" in card
+    assert f"C={training['linear_c']:g} chosen on validation" in card
     assert "without subwords" in manifest["hyperparameters"]["baseline"]["features"]
     card = (multiclass_run.out / "model-card.md").read_text(encoding="utf-8")
     assert "character n-grams (sizes 3, 4)" in card
@@ -501,6 +502,20 @@ counts = models.token_counts(ids, linear.vocabulary)
 features = models.tfidf(counts, linear.idf.numpy())
 outside = features @ linear.coefficients.numpy() + linear.intercept.numpy()
 assert not linear.trainable and (linear.idf.numpy()[:2] == 0).all()
+# its C is the grid's best on the validation split, as a fresh fit of each C scores them
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+idf, labels = linear.idf.numpy(), range(len(data.labels))
+def features_of(ids):
+    return models.tfidf(models.token_counts(ids, linear.vocabulary), idf)
+train = features_of(fitted.tokenizer.encode(data.train.texts))
+held = features_of(fitted.encoded["validation"])
+def loss(c):
+    fitted_c = LogisticRegression(C=c, max_iter=2000).fit(train, data.train.y)
+    return log_loss(data.validation.y, fitted_c.predict_proba(held), labels=labels)
+losses = {c: loss(c) for c in models.LINEAR_C_GRID}
+chosen = fitted.trained.linear_c
+assert losses[chosen] <= min(losses.values()) + 1e-3, (chosen, losses)
 print(float(np.abs(inside - outside).max()), features.shape[0])
 """
 

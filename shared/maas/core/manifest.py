@@ -146,9 +146,11 @@ class TrainingRun(_Record):
     best_epoch: int
     seconds: float
     # a preset with a TF-IDF linear path: that path alone on the validation split, and whether
-    # the network beside it was kept (it is zeroed when it did not lower the validation loss)
+    # the network beside it was kept (it is zeroed when it did not lower the validation loss),
+    # and the path's logistic-regression C (chosen by validation log-loss)
     linear_validation: dict[str, float] | None = None
     network_kept: bool | None = None
+    linear_c: float | None = None
 
 
 class Manifest(BaseModel):

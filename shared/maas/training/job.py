@@ -109,12 +109,14 @@ def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
     }
     model = models.build(preset, len(data.labels))
     x_train = None if data.streamed else tokenizer.encode(data.train.texts)
+    linear_c = None
     if preset.linear:  # on the train split, or of a streamed file the sample the baseline fits
         if x_train is None:
             counts = train_counts(tokenizer, data.train.texts)
         else:
             counts = models.token_counts(x_train, tokenizer.spec.num_words)
-        models.fit_linear(model, counts, data.train.y, seed)
+        held = models.token_counts(encoded["validation"], tokenizer.spec.num_words)
+        linear_c = models.fit_linear(model, counts, data.train.y, (held, data.validation.y), seed)
     models.compile_model(model, preset, len(data.labels))
     validation = (encoded["validation"], data.validation.y)
     if x_train is not None:
@@ -124,7 +126,7 @@ def fit(preset: Preset, data: splits.LabelledData, seed: int) -> Fitted:
         with data.streamed.encode(tokenizer) as rows:
             batches = rows.batches(preset.batch_size, seed)
             trained = models.train(model, preset, batches, None, *validation)
-    return Fitted(preset, tokenizer, encoded, model, trained)
+    return Fitted(preset, tokenizer, encoded, model, replace(trained, linear_c=linear_c))
 
 
 def train_counts(tokenizer: Tokenizer, texts: list[str], chunk: int = 4096) -> Any:
@@ -143,11 +145,16 @@ def train_counts(tokenizer: Tokenizer, texts: list[str], chunk: int = 4096) -> A
 
 
 def linear_record(trained: Any) -> dict[str, Any]:
-    """What the manifest records of a linear path: its validation scores, the network's fate."""
+    """What the manifest records of a linear path: its validation scores, its C, the network's
+    fate."""
     if trained.linear_validation is None:
         return {}
     scores = {key: round(value, 6) for key, value in trained.linear_validation.items()}
-    return {"linear_validation": scores, "network_kept": trained.network_kept}
+    return {
+        "linear_validation": scores,
+        "network_kept": trained.network_kept,
+        "linear_c": trained.linear_c,
+    }
 
 
 def sized(tokenizer: Tokenizer, preset: Preset) -> tuple[Tokenizer, Preset]:
@@ -379,8 +386,11 @@ def cross_validate(preset: Preset, data: splits.LabelledData, seed: int, k: int)
         }
         model = models.build(built, len(data.labels))
         if built.linear:
-            counts = models.token_counts(encoded["inner"], built.tokenizer.num_words)
-            models.fit_linear(model, counts, y[inner], seed)
+            size = built.tokenizer.num_words
+            counts, stopping = (
+                models.token_counts(encoded[part], size) for part in ("inner", "stop")
+            )
+            models.fit_linear(model, counts, y[inner], (stopping, y[stop]), seed)
         models.compile_model(model, built, len(data.labels))
         models.train(model, built, encoded["inner"], y[inner], encoded["stop"], y[stop])
         predicted = models.probabilities(model, encoded["held"]).argmax(axis=1)

@@ -171,12 +171,11 @@ def token_counts(ids: Array, vocabulary: int) -> Any:
     of (rows, vocabulary): what the linear path is fitted on, never a dense table."""
     from scipy.sparse import csr_matrix
 
-    rows = np.repeat(np.arange(len(ids)), ids.shape[1])
-    flat = ids.reshape(-1)
-    real = flat > 1
+    real = ids > 1
+    indptr = np.concatenate([[0], np.cumsum(real.sum(axis=1))])  # a row's real ids, in order
+    indices = ids[real]
     counts = csr_matrix(
-        (np.ones(int(real.sum()), dtype=np.float64), (rows[real], flat[real])),
-        shape=(len(ids), vocabulary),
+        (np.ones(len(indices), dtype=np.float64), indices, indptr), shape=(len(ids), vocabulary)
     )
     counts.sum_duplicates()
     return counts
@@ -193,24 +192,44 @@ def tfidf(counts: Any, idf: Array) -> Any:
     return (diags(scale) @ counts.multiply(weights)).tocsr()
 
 
-def fit_linear(model: keras.Model, counts: Any, y: Array, seed: int) -> None:
+LINEAR_C_GRID: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+
+
+def fit_linear(
+    model: keras.Model, counts: Any, y: Array, validation: tuple[Any, Array], seed: int
+) -> float | None:
     """Fit the model's TF-IDF linear path (if it has one) as logistic regression on the train
-    split's token counts (`token_counts`) - scikit-learn's, C=1 as the baseline's - and freeze
-    it: the network beside it then learns what the linear model misses. Before compiling."""
+    split's token counts (`token_counts`) and freeze it: the network beside it then learns
+    what the linear model misses. Its inverse regularisation C is the one of `LINEAR_C_GRID`
+    with the lowest log-loss on the validation split's counts (`validation`; the smaller C on
+    a tie): subwords multiply the features, so the baseline's C=1 is rarely the best. Returns
+    that C (None: no linear path). Before compiling."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
 
     linear = next((layer for layer in model.layers if isinstance(layer, TfIdfLinear)), None)
     if linear is None:
-        return
+        return None
     documents = np.bincount(counts.indices, minlength=linear.vocabulary)  # rows holding each id
     idf = (np.log((1.0 + counts.shape[0]) / (1.0 + documents)) + 1.0).astype(np.float32)
     idf[:2] = 0.0  # padding and OOV count for nothing
-    fitted = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
-    fitted.fit(tfidf(counts, idf), y)
+    features, (held, y_held) = tfidf(counts, idf), validation
+    held = tfidf(held, idf)
+    labels = np.unique(y)
+    fitted = LogisticRegression(max_iter=2000, random_state=seed, warm_start=True)
+    best: tuple[float, float, Any, Any] | None = None
+    for c in LINEAR_C_GRID:  # rising C, each fit starting from the last one's solution
+        fitted.set_params(C=c).fit(features, y)
+        loss = log_loss(y_held, fitted.predict_proba(held), labels=labels)
+        if best is None or loss < best[0]:
+            best = (loss, c, fitted.coef_.copy(), fitted.intercept_.copy())
+    assert best is not None
+    _, c, coefficients, intercept = best
     linear.idf.assign(idf)
-    linear.coefficients.assign(fitted.coef_.T.astype(np.float32))
-    linear.intercept.assign(fitted.intercept_.astype(np.float32))
+    linear.coefficients.assign(coefficients.T.astype(np.float32))
+    linear.intercept.assign(intercept.astype(np.float32))
     linear.trainable = False
+    return c
 
 
 def set_seeds(seed: int) -> None:
@@ -330,6 +349,7 @@ class TrainingResult:
     # lower the validation loss below that
     linear_validation: dict[str, float] | None = None
     network_kept: bool = True
+    linear_c: float | None = None  # the linear path's C, chosen on validation (`fit_linear`)
 
     @property
     def validation_accuracy(self) -> float:

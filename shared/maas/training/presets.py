@@ -64,10 +64,11 @@ SEED = Preset(
 
 # Wide and deep, fastText-style: each word is read with its character 3- and 4-grams
 # (subwords), so a word never seen in training still shares pieces with words that were; a
-# TF-IDF logistic regression over those ids (fitted first, frozen) plus the mean of masked
-# token embeddings -> hidden layer -> a correction to its logits. Together they put it at or
-# above TF-IDF + logistic regression on the words on every bundled dataset (bench/accuracy.py;
-# README). It trains in seconds on 2 cores. A long max_length pays off (reviews run to
+# TF-IDF logistic regression over those ids (fitted first, its C chosen on validation, frozen)
+# plus the mean of masked token embeddings -> hidden layer -> a correction to its logits.
+# Together they put it at or above TF-IDF + logistic regression on the words on every bundled
+# dataset, +1.6 points on average over ten seeds (bench/accuracy.py; README). It trains in
+# seconds on 2 cores. A long max_length pays off (reviews run to
 # hundreds of tokens) and costs little, because the model is a bag of embeddings, not a
 # recurrence; masking makes the padding side irrelevant.
 DEFAULT = Preset(

@@ -130,7 +130,8 @@ def _linear(training: TrainingRun) -> str:
     if training.linear_validation is None:
         return ""
     alone = training.linear_validation
-    scores = f"validation loss {alone['loss']:.4f}, accuracy {alone['accuracy']:.4f}"
+    chosen = "" if training.linear_c is None else f"C={training.linear_c:g} chosen on validation; "
+    scores = f"{chosen}validation loss {alone['loss']:.4f}, accuracy {alone['accuracy']:.4f}"
     if training.network_kept:
         return (
             "\n- Wide and deep: a TF-IDF logistic regression over the same ids (fitted first,"

@@ -31,6 +31,7 @@ from maas.training.rows import TokenCounts, TrainRows, counted_key
 BLOCK = round(1 / splits.TEST_FRACTION)  # rows of one label per draw: 1 test, 1 validation
 HOLDOUT_ROWS = 10_000  # each of validation and test, at most (full from 100,000 rows)
 BASELINE_SAMPLE_ROWS = 50_000  # the baseline (TF-IDF + LR) fits on a sample of train
+BASELINE_ROWS_PER_LABEL = 100  # ... topped up to this many rows of each label (or all it has)
 _PROGRESS_EVERY = 4096
 
 _TRAIN, _VALIDATION, _TEST = "train", "validation", "test"
@@ -96,11 +97,48 @@ class _Reservoir:
         return dropped
 
     def split(self, index: dict[str, int]) -> splits.Split:
-        rows = sorted(self.rows)  # file order
-        return splits.Split(
-            [text for _, text, _ in rows],
-            np.asarray([index[label] for _, _, label in rows], dtype=np.int64),
-        )
+        return _split(self.rows, index)
+
+
+def _split(rows: list[Row], index: dict[str, int]) -> splits.Split:
+    rows = sorted(rows)  # file order
+    return splits.Split(
+        [text for _, text, _ in rows],
+        np.asarray([index[label] for _, _, label in rows], dtype=np.int64),
+    )
+
+
+class _Sample:
+    """The train rows the baseline (and the default preset's linear path) fit on: a uniform
+    sample of `BASELINE_SAMPLE_ROWS`, and, for a label it holds fewer than
+    `BASELINE_ROWS_PER_LABEL` rows of, more of that label's rows (a uniform sample of its own):
+    a rare label in a large file is never left out, which a classifier could not predict."""
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+        self._uniform = _Reservoir(BASELINE_SAMPLE_ROWS, seed)
+        self._labels: dict[str, _Reservoir] = {}
+
+    def offer(self, row: Row) -> None:
+        self._uniform.offer(row)
+        label = row[2]
+        if label not in self._labels:
+            self._labels[label] = _Reservoir(
+                BASELINE_ROWS_PER_LABEL, self._seed + len(self._labels) + 1
+            )
+        self._labels[label].offer(row)
+
+    def split(self, index: dict[str, int]) -> splits.Split:
+        rows = {row[0]: row for row in self._uniform.rows}
+        held = Counter(label for _, _, label in rows.values())
+        for label, reservoir in self._labels.items():
+            for row in reservoir.rows:
+                if held[label] >= BASELINE_ROWS_PER_LABEL:
+                    break
+                if row[0] not in rows:
+                    rows[row[0]] = row
+                    held[label] += 1
+        return _split(list(rows.values()), index)
 
 
 def load(
@@ -120,7 +158,7 @@ def load(
         _VALIDATION: _Reservoir(HOLDOUT_ROWS, seed + 1),
         _TEST: _Reservoir(HOLDOUT_ROWS, seed + 2),
     }
-    sample = _Reservoir(BASELINE_SAMPLE_ROWS, seed + 3)
+    sample = _Sample(seed + 3)
     counts, digest, labels = TokenCounts(spec), RowDigest(), Counter[str]()
     rows = 0
     with Progress(f"reading {source.name}", None, "row") as progress:
