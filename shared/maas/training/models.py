@@ -213,9 +213,8 @@ def fit_linear(
     documents = np.bincount(counts.indices, minlength=linear.vocabulary)  # rows holding each id
     idf = (np.log((1.0 + counts.shape[0]) / (1.0 + documents)) + 1.0).astype(np.float32)
     idf[:2] = 0.0  # padding and OOV count for nothing
-    features, (held, y_held) = tfidf(counts, idf), validation
-    held = tfidf(held, idf)
-    labels = np.unique(y)
+    held_counts, y_held = validation
+    features, held, labels = tfidf(counts, idf), tfidf(held_counts, idf), np.unique(y)
     fitted = LogisticRegression(max_iter=2000, random_state=seed, warm_start=True)
     best: tuple[float, float, Any, Any] | None = None
     for c in LINEAR_C_GRID:  # rising C, each fit starting from the last one's solution
