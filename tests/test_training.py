@@ -496,18 +496,17 @@ from maas.training.presets import DEFAULT
 data = splits.load(Path(sys.argv[1]), "text", "label", 3, FileOptions())
 fitted = job.fit(DEFAULT.with_epochs(1), data, 3)
 linear = next(layer for layer in fitted.model.layers if isinstance(layer, models.TfIdfLinear))
-ids = fitted.encoded["test"]
-inside = keras.Model(fitted.model.input, linear.output).predict(ids, verbose=0)
-counts = models.token_counts(ids, linear.vocabulary)
-features = models.tfidf(counts, linear.idf.numpy())
-outside = features @ linear.coefficients.numpy() + linear.intercept.numpy()
-assert not linear.trainable and (linear.idf.numpy()[:2] == 0).all()
-# its C is the grid's best on the validation split, as a fresh fit of each C scores them
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 idf, labels = linear.idf.numpy(), range(len(data.labels))
 def features_of(ids):
     return models.tfidf(models.token_counts(ids, linear.vocabulary), idf)
+ids = fitted.encoded["test"]
+inside = keras.Model(fitted.model.input, linear.output).predict(ids, verbose=0)
+features = features_of(ids)
+outside = features @ linear.coefficients.numpy() + linear.intercept.numpy()
+assert not linear.trainable and (idf[:2] == 0).all()
+# its C is the grid's best on the validation split, as a fresh fit of each C scores them
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 train = features_of(fitted.tokenizer.encode(data.train.texts))
 held = features_of(fitted.encoded["validation"])
 def loss(c):
